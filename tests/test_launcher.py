@@ -149,6 +149,13 @@ def test_stop_sends_sigterm(store: Store) -> None:
     assert process_state(run.pid, run.process_started_at) is ProcessState.GONE
 
 
+def test_stop_during_startup(store: Store) -> None:
+    launcher, run_id = launch(store, stand_in())
+    run = launcher.stop(run_id)
+    assert run.status is RunStatus.STOPPED
+    assert launcher.exit_code(run_id) in (0, -signal.SIGTERM)
+
+
 def test_stop_escalates_to_sigkill(store: Store) -> None:
     launcher, run_id = launch(store, stand_in(ignore_sigterm=True), grace=0.5)
     wait_for(lambda: store.get_run(run_id).last_step >= 1)

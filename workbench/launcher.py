@@ -186,7 +186,15 @@ class Launcher:
 
         logger.info("stopping run %d: SIGTERM to process group %d", run_id, run.pid)
         _signal_group(run.pid, signal.SIGTERM)
-        if not self._wait_for_exit(run, grace_s):
+        if self._wait_for_exit(run, grace_s):
+            exit_code = self.exit_code(run_id)
+            if exit_code in (None, -signal.SIGTERM):
+                # SIGTERM's default action ended the process before the worker installed its handler.
+                self.store.finish_run(
+                    run_id, RunStatus.STOPPED, only_if_active=True, exit_code=exit_code,
+                    message="ended by SIGTERM before it could report a status or write a checkpoint",
+                )  # fmt: skip
+        else:
             logger.warning("run %d did not exit %g s after SIGTERM; sending SIGKILL", run_id, grace_s)
             _signal_group(run.pid, signal.SIGKILL)
             self._wait_for_exit(run, timeout=10.0)
