@@ -70,7 +70,8 @@ def test_no_arguments_prints_help(db: str) -> None:
     assert "Commands" in result.stdout
 
 
-def test_init_reports_store(db: str, tmp_path: Path) -> None:
+def test_init_reports_store(db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("WORKBENCH_CHECKPOINTS", raising=False)
     result = invoke(db, "init")
     assert result.exit_code == 0
     assert result.stdout == (

@@ -109,7 +109,8 @@ def test_environment_devices(store: Store) -> None:
     assert launcher.environment([0])["CUDA_DEVICE_ORDER"] == "PCI_BUS_ID"
 
 
-def test_run_dir_layout(store: Store, tmp_path: Path) -> None:
+def test_run_dir_layout(store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("WORKBENCH_CHECKPOINTS", raising=False)
     assert Launcher(store).run_dir("exp", 4) == tmp_path / "checkpoints" / "exp" / "4"
     assert Launcher(store, checkpoint_root=tmp_path / "ck").run_dir("exp", 4) == tmp_path / "ck" / "exp" / "4"
 
@@ -244,6 +245,20 @@ def test_queued_never_started_is_lost(store: Store) -> None:
     (changed,) = reconcile_runs(store, stale_after_s=300, now=utc_now() + timedelta(seconds=301))
     assert changed.id == run.id
     assert changed.status is RunStatus.LOST
+
+
+def test_checkpoint_root_from_environment(store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WORKBENCH_CHECKPOINTS", str(tmp_path / "elsewhere"))
+    assert Launcher(store).run_dir("exp", 2) == tmp_path / "elsewhere" / "exp" / "2"
+
+
+def test_launch_in_memory_store_rejected() -> None:
+    memory = Store("sqlite://")
+    memory.create_experiment("exp", "exp_id: exp\n")
+    run = memory.create_run("exp")
+    with pytest.raises(LaunchFailed, match="cannot open an in-memory store"):
+        Launcher(memory).start(run, [])
+    assert memory.get_run(run.id).status is RunStatus.FAILED
 
 
 def test_launch_failure_marks_failed(store: Store) -> None:

@@ -339,3 +339,12 @@ def test_resolve_url_forms(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("WORKBENCH_DB", "postgresql://user@localhost/workbench")
     assert resolve_url(None).get_backend_name() == "postgresql"
     assert resolve_url("other.db").database == str(tmp_path / "other.db")
+
+
+def test_in_memory_store_shared_connection() -> None:
+    store = Store("sqlite://")
+    store.create_experiment("base", CONFIG)
+    run = store.create_run("base")
+    store.log_metrics(run.id, 1, {"lr": 0.1})
+    assert store.metric_curve(run.id, "lr") == [(1, 0.1)]
+    assert store.workdir == Path.cwd()

@@ -25,13 +25,14 @@ from workbench.devices import cuda_visible_devices
 from workbench.errors import LaunchFailed, RemoteRun, RunNotActive
 from workbench.reconcile import ProcessState, process_state, reconcile_runs, this_host
 from workbench.store import Run, RunStatus, Store
-from workbench.store.engine import DB_ENV_VAR
+from workbench.store.engine import DB_ENV_VAR, is_in_memory
 from workbench.store.models import utc_now
 
 logger = logging.getLogger(__name__)
 
 WORKER_MODULE = "workbench.worker"
 RUN_LOG_NAME = "run.log"
+CHECKPOINT_ROOT_ENV_VAR = "WORKBENCH_CHECKPOINTS"
 
 # Seconds a run has to checkpoint and exit after SIGTERM before it gets SIGKILL.
 DEFAULT_STOP_GRACE_S = 60.0
@@ -43,8 +44,8 @@ class Launcher:
 
     Args:
         store: the experiment store the runs live in.
-        checkpoint_root: the folder run folders go under; ``<store.workdir>/checkpoints`` by
-            default.
+        checkpoint_root: the folder run folders go under; ``$WORKBENCH_CHECKPOINTS``, else
+            ``<store.workdir>/checkpoints``, by default.
         worker_command: the command a run executes, before ``--db URL --run-id N``; the
             default is this interpreter with ``-m workbench.worker``. Tests pass stand-ins.
         stop_grace_s: seconds between SIGTERM and SIGKILL when stopping a run.
@@ -59,7 +60,9 @@ class Launcher:
         stop_grace_s: float = DEFAULT_STOP_GRACE_S,
     ) -> None:
         self.store = store
-        root = Path(checkpoint_root) if checkpoint_root is not None else store.workdir / "checkpoints"
+        if checkpoint_root is None:
+            checkpoint_root = os.environ.get(CHECKPOINT_ROOT_ENV_VAR) or store.workdir / "checkpoints"
+        root = Path(checkpoint_root)
         self.checkpoint_root = root.expanduser().resolve()
         self.worker_command = list(worker_command) if worker_command else None
         self.stop_grace_s = stop_grace_s
@@ -101,6 +104,11 @@ class Launcher:
         Raises:
             LaunchFailed: the process could not be started; the run is marked failed.
         """
+        if is_in_memory(self.store.url):
+            self.store.finish_run(run.id, RunStatus.FAILED, message="in-memory store")
+            raise LaunchFailed(
+                f"run {run.id}: a worker process cannot open an in-memory store; use a database file with --db"
+            )
         run_dir = self.run_dir(run.experiment.exp_id, run.id)
         run_dir.mkdir(parents=True, exist_ok=True)
         command = self.command(run.id, devices)

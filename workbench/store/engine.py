@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.engine import URL
+from sqlalchemy.pool import StaticPool
 
 logger = logging.getLogger(__name__)
 
@@ -41,19 +42,31 @@ def resolve_url(db: str | os.PathLike[str] | None = None) -> URL:
     return URL.create("sqlite", database=str(Path(value).expanduser().resolve()))
 
 
+def is_in_memory(url: URL) -> bool:
+    return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
+
+
 def sqlite_path(url: URL) -> Path | None:
     """Return the database file of an SQLite URL, or ``None`` for in-memory and other databases."""
-    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+    if url.get_backend_name() != "sqlite" or is_in_memory(url):
         return None
     return Path(url.database)
 
 
 def make_engine(url: URL) -> Engine:
-    """Create an engine; for SQLite, set WAL mode, the busy timeout and foreign keys."""
+    """Create an engine; for SQLite, set WAL mode, the busy timeout and foreign keys.
+
+    An in-memory SQLite store (``sqlite://``) keeps one connection for every session and
+    thread, because each new connection would open a new, empty database.
+    """
     if url.get_backend_name() != "sqlite":
+        # NOTE: only SQLite is exercised by the tests; other databases go through plain SQLAlchemy.
         return create_engine(url, pool_pre_ping=True)
 
-    engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
+    if is_in_memory(url):
+        engine = create_engine(url, poolclass=StaticPool, connect_args={"check_same_thread": False})
+    else:
+        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
     event.listen(engine, "connect", _configure_sqlite_connection)
     event.listen(engine, "begin", _begin_sqlite_transaction)
     return engine
