@@ -1,0 +1,405 @@
+"""Headless tests of the terminal UI on a seeded SQLite store (``App.run_test`` and the pilot).
+
+The store holds synthetic runs (``workbench.tui.demo_store``) with fixed timestamps; nothing
+trains here. Polling and reconciliation are off unless a test turns them on, so every change
+on screen comes from a key press.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from rich.text import Text
+
+from workbench.errors import ExperimentNotFound
+from workbench.services import Workbench
+from workbench.tui.app import WorkbenchApp, create_app
+from workbench.tui.demo_store import DEMO_NOW, seed_demo_store
+from workbench.tui.screens.confirm import ConfirmScreen, PromptScreen
+from workbench.tui.screens.editor import EditorScreen
+from workbench.tui.screens.help import HelpScreen
+from workbench.tui.system import SystemReading
+from workbench.tui.testing import screen_text, settle
+from workbench.tui.widgets.comparison_table import ComparisonView
+from workbench.tui.widgets.config_area import ConfigArea
+from workbench.tui.widgets.curve_plot import CurvePlot
+from workbench.tui.widgets.experiment_table import ExperimentTable
+from workbench.tui.widgets.key_diff_table import KeyDiffTable
+from workbench.tui.widgets.problem_list import ProblemList
+from workbench.tui.widgets.run_panel import RunPanel
+
+pytestmark = pytest.mark.anyio
+
+GIB = 1024**3
+SIZE = (100, 32)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"  # Textual runs on asyncio only
+
+
+def fixed_probe() -> SystemReading:
+    return SystemReading(cpu_percent=12.0, ram_used=4 * GIB, ram_total=16 * GIB)
+
+
+@pytest.fixture
+def workbench(tmp_path):
+    opened = Workbench(str(tmp_path / "demo.db"))
+    seed_demo_store(opened.store)
+    yield opened
+    opened.close()
+
+
+def make_app(workbench: Workbench, **options) -> WorkbenchApp:
+    settings = dict(keymap={}, clock=lambda: DEMO_NOW, probe=fixed_probe, poll_interval=0, reconcile_interval=0)
+    settings.update(options)
+    return create_app(workbench, **settings)
+
+
+def plain(cell: Text | str) -> str:
+    return cell.plain if isinstance(cell, Text) else cell
+
+
+def notifications(app: WorkbenchApp) -> list[str]:
+    return [notification.message for notification in app._notifications]
+
+
+# Experiments pane
+
+
+async def test_table_lists_experiments(workbench):
+    app = make_app(workbench)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        table = app.screen.query_one(ExperimentTable)
+        assert table.row_count == 8
+        assert plain(table.get_row("demo-0003")[1]) == "failed"
+        assert plain(table.get_row("demo-0000")[2]) == "75/200"
+        assert "8 of 8 experiments" in screen_text(app)
+
+
+async def test_filter_narrows_and_clears(workbench):
+    app = make_app(workbench)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        table = app.screen.query_one(ExperimentTable)
+        await pilot.press("slash", *"status:failed")
+        assert table.row_count == 1
+        assert table.current_key == "demo-0003"
+        await pilot.press("escape")
+        assert table.row_count == 8
+        assert table.has_focus
+
+
+async def test_sort_keys_and_header_click(workbench):
+    app = make_app(workbench)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        table = app.screen.query_one(ExperimentTable)
+        await pilot.press("o", "o")  # experiment -> status -> step
+        steps = [plain(table.get_row_at(index)[2]) for index in range(table.row_count)]
+        assert steps[0] == "0/200"
+        assert steps[-1] == "200/200"
+        await pilot.press("O")
+        assert plain(table.get_row_at(0)[2]) == "200/200"
+        await pilot.click(ExperimentTable, offset=(3, 0))  # the "experiment" header
+        await pilot.pause()
+        assert table.current_key is not None
+        assert plain(table.get_row_at(0)[0]) == "demo-0000"
+
+
+async def test_space_marks_run_for_compare(workbench):
+    app = make_app(workbench)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("space")
+        assert app.compare_ids == (1,)
+        table = app.screen.query_one(ExperimentTable)
+        assert plain(table.get_row("demo-0000")[0]) == "+demo-0000"
+        await pilot.press("space")
+        assert app.compare_ids == ()
+
+
+async def test_delete_asks_first(workbench):
+    app = make_app(workbench)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("down", "d")
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("n")
+        await settle(pilot)
+        assert workbench.store.get_experiment("demo-0001").exp_id == "demo-0001"
+        await pilot.press("d", "y")
+        await settle(pilot)
+        with pytest.raises(ExperimentNotFound):
+            workbench.store.get_experiment("demo-0001")
+        assert app.screen.query_one(ExperimentTable).row_count == 7
+
+
+async def test_resume_error_becomes_notification(workbench):
+    app = make_app(workbench)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("down", "r")  # demo-0001 completed, but wrote no checkpoint
+        await settle(pilot)
+        messages = notifications(app)
+        assert len(messages) == 1
+        assert "run 2" in messages[0]
+        assert "checkpoint" in messages[0]
+        assert len(workbench.store.list_runs("demo-0001")) == 1
+
+
+async def test_tab_click_switches_pane(workbench):
+    app = make_app(workbench)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.click("#pane-compare")
+        await settle(pilot)
+        assert app.current_mode == "compare"
+
+
+# Config editor
+
+
+BAD_CONFIG = "exp_id: from-editor\ndata:\n  max_bytes: 1000\ntraining:\n  steps: 20\n  lr: -1\n"
+
+
+async def test_editor_marks_bad_value_line(workbench):
+    app = make_app(workbench)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("n")
+        await settle(pilot)
+        editor = app.screen.query_one(ConfigArea)
+        assert editor.has_focus
+        editor.load_text(BAD_CONFIG)
+        await pilot.pause(0.5)
+        await settle(pilot)
+        problems = app.screen.query_one(ProblemList).problems
+        assert [(problem.line, problem.path) for problem in problems] == [(6, "training.lr")]
+        assert "expected a value > 0" in problems[0].message
+        assert list(editor.problem_lines) == [6]
+        await pilot.press("ctrl+g")
+        await pilot.pause()
+        assert editor.cursor_location == (5, 0)
+        assert "training.lr" in str(app.screen.query_one("#problem-here").render())
+
+
+async def test_editor_bad_save_keeps_text(workbench):
+    app = make_app(workbench)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("n")
+        await settle(pilot)
+        editor = app.screen.query_one(ConfigArea)
+        editor.load_text(BAD_CONFIG)
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        assert editor.text == BAD_CONFIG
+        assert any("training.lr" in message for message in notifications(app))
+        with pytest.raises(ExperimentNotFound):
+            workbench.store.get_experiment("from-editor")
+
+
+async def test_editor_save_creates_experiment(workbench):
+    app = make_app(workbench)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("n")
+        await settle(pilot)
+        editor = app.screen.query_one(ConfigArea)
+        editor.load_text(BAD_CONFIG)
+        await pilot.pause(0.5)
+        await settle(pilot)
+        # Fix the value the way a user would: go to the problem and retype the number.
+        await pilot.press("ctrl+g", "end", "backspace", "backspace", *"1.0e-3")
+        assert editor.text.endswith("lr: 1.0e-3\n")
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        experiment = workbench.store.get_experiment("from-editor")
+        assert "lr: 0.001" in experiment.config_text
+        assert "experiment 'from-editor'" in str(app.screen.query_one("#editor-title").render())
+        assert not app.screen.is_dirty
+
+
+async def test_clone_then_diff_against_parent(workbench):
+    app = make_app(workbench)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("down", "c")
+        assert isinstance(app.screen, PromptScreen)
+        await pilot.press("enter")
+        await settle(pilot)
+        await settle(pilot)
+        assert isinstance(app.screen, EditorScreen)
+        clone = workbench.store.get_experiment("demo-0001-copy")
+        assert clone.parent.exp_id == "demo-0001"
+        editor = app.screen.query_one(ConfigArea)
+        editor.load_text(editor.text.replace("n_blocks: 3", "n_blocks: 5"))
+        await pilot.press("ctrl+t")
+        await settle(pilot)
+        diff = app.screen.query_one(KeyDiffTable)
+        assert [str(key.value) for key in diff.rows] == ["exp_id", "model.n_blocks"]
+        assert [plain(cell) for cell in diff.get_row("model.n_blocks")] == ["model.n_blocks", "3", "5"]
+
+
+# Run monitor
+
+
+async def test_monitor_shows_run_facts(workbench):
+    app = make_app(workbench)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("enter")
+        await settle(pilot)
+        assert app.current_mode == "monitor"
+        panel_text = screen_text(app)
+        assert "running" in panel_text
+        assert "75/200" in panel_text
+        assert "12%" in panel_text  # the probe's CPU reading
+        plot = app.screen.query_one("#loss-plot", CurvePlot)
+        lengths = {series.label: len(series.points) for series in plot.series}
+        assert lengths == {"train_loss": 75, "val_loss": 3}
+
+
+async def test_monitor_plot_toggles(workbench):
+    app = make_app(workbench)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("enter")
+        await settle(pilot)
+        plot = app.screen.query_one("#loss-plot", CurvePlot)
+        await pilot.press("y", "m", "z")
+        assert plot.log_y
+        assert plot.smoothing == 0.6
+        assert plot.zoom == 0.5
+        drawn = plot.drawn_points()["train_loss"]
+        assert drawn[0][0] == 38  # steps 1..75 zoomed to the last half: from 75 - 37 = 38
+        await pilot.press("a")
+        aux = app.screen.query_one("#aux-plot", CurvePlot)
+        assert aux.display
+        assert [series.label for series in aux.series] == ["lr"]
+
+
+async def test_monitor_run_picker(workbench):
+    app = make_app(workbench)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("3", "p")
+        await settle(pilot)
+        await pilot.press("enter")  # newest run first: run 8
+        await settle(pilot)
+        assert app.run_id == 8
+        assert app.screen.query_one(RunPanel).has_class("-lost")
+
+
+# Compare
+
+
+async def test_compare_table_and_config_diff(workbench):
+    app = make_app(workbench)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("down", "space", "down", "space", "6")
+        await settle(pilot)
+        view = app.screen.query_one(ComparisonView)
+        best = view.table.rows[1]
+        assert best.spec.name == "val_loss/best"
+        assert [cell.best for cell in best.cells] == [True, False]
+        assert plain(view.get_row("val_loss/best")[1]).endswith("*")
+        diff = app.screen.query_one(KeyDiffTable)
+        assert [str(key.value) for key in diff.rows] == ["model.n_blocks", "tags", "training.lr"]
+        assert [plain(cell) for cell in diff.get_row("training.lr")] == ["training.lr", "0.001", "0.0001"]
+
+
+async def test_compare_curves_stable_colours(workbench):
+    app = make_app(workbench)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("down", "space", "down", "space", "6")
+        await settle(pilot)
+        await pilot.press("a")  # train_loss, on the curves tab
+        plot = app.screen.query_one(CurvePlot)
+        colours = {series.label: series.color for series in plot.series}
+        # The colour follows the run id, so a run keeps it whatever else is compared.
+        assert colours == {"#2 demo-0001": "green", "#3 demo-0002": "magenta"}
+
+
+async def test_compare_export_writes_files(workbench, tmp_path):
+    app = make_app(workbench)
+    stem = tmp_path / "exports" / "two-runs"
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("down", "space", "down", "space", "6")
+        await settle(pilot)
+        await pilot.press("x")
+        prompt = app.screen
+        assert isinstance(prompt, PromptScreen)
+        prompt.query_one("#answer").value = str(stem)
+        await pilot.press("enter")
+        await settle(pilot)
+    rows = list(csv.reader(stem.with_suffix(".csv").open()))
+    assert rows[0][3:7] == ["#2 demo-0001", "#2 demo-0001 stderr", "#3 demo-0002", "#3 demo-0002 stderr"]
+    names = [row[0] for row in rows[1:]]
+    assert names[:3] == ["step", "val_loss/best", "val_loss/last"]
+    assert rows[1][3] == "200.0"
+    assert rows[2][-1] == "#2 demo-0001"
+    markdown = stem.with_suffix(".md").read_text().splitlines()
+    assert markdown[0] == "| metric [unit] | #2 demo-0001 | #3 demo-0002 |"
+    assert len(markdown) == 2 + len(rows) - 1
+
+
+# Help, keymap and start-up
+
+
+async def test_help_lists_binding_ids(workbench):
+    app = make_app(workbench)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("f1")
+        assert isinstance(app.screen, HelpScreen)
+        ids = {plain(app.screen.query_one("DataTable").get_row_at(index)[3]) for index in range(app.screen.query_one("DataTable").row_count)}
+        assert {"experiments.launch", "editor.save", "monitor.zoom", "sampling.generate", "compare.export"} <= ids
+        await pilot.press("escape")
+        assert not isinstance(app.screen, HelpScreen)
+
+
+async def test_keymap_remaps_binding(workbench):
+    app = make_app(workbench, keymap={"experiments.mark": "x"})
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("space")
+        assert app.compare_ids == ()
+        await pilot.press("x")
+        assert app.compare_ids == (1,)
+
+
+def test_startup_imports_no_model_code(tmp_path):
+    script = f"""
+import asyncio, json, sys
+from workbench.tui.app import create_app
+from workbench.tui.testing import settle
+
+async def main():
+    app = create_app({str(tmp_path / "startup.db")!r}, keymap={{}}, reconcile_interval=0)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+    heavy = ["torch", "sedd.model", "datasets", "transformers"]
+    print(json.dumps([name for name in heavy if name in sys.modules]))
+
+asyncio.run(main())
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == []
+
+
+def test_cli_hook_builds_app_from_workbench(workbench):
+    app = create_app(workbench, keymap={})
+    assert app.workbench is workbench
+    assert Path(workbench.store.url.database).name == "demo.db"

@@ -1,0 +1,1 @@
+"""The workbench terminal UI (Textual); ``workbench.tui.app`` holds the app."""

@@ -1,0 +1,77 @@
+"""Curve transforms the plots apply before drawing: smoothing, zoom to recent steps, log scale.
+
+All of them work on ``(step, value)`` lists as the store returns them (``Store.metric_curve``)
+and return new lists, so the cached raw points stay untouched between redraws.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+Point = tuple[int, float]
+
+# Zoom levels the monitor cycles through: the fraction of the step range that stays visible.
+ZOOM_LEVELS = (1.0, 0.5, 0.2, 0.05)
+
+# Smoothing weights the monitor cycles through; 0 draws the raw values.
+SMOOTHING_LEVELS = (0.0, 0.6, 0.9, 0.98)
+
+
+def smooth(points: Sequence[Point], weight: float) -> list[Point]:
+    """Return an exponential moving average of the values with bias correction.
+
+    ``weight`` in [0, 1) is the share of the previous average kept at each point. Dividing by
+    ``1 - weight**n`` removes the pull towards zero of an average started at 0, so the first
+    points are not drawn too low. Non-finite values are passed through without entering the
+    average, so one ``nan`` does not erase the rest of the curve.
+    """
+    if not 0.0 <= weight < 1.0:
+        raise ValueError(f"smoothing weight must be in [0, 1), got {weight}")
+    if weight == 0.0:
+        return list(points)
+    smoothed: list[Point] = []
+    average = 0.0
+    count = 0
+    for step, value in points:
+        if not math.isfinite(value):
+            smoothed.append((step, value))
+            continue
+        count += 1
+        average = weight * average + (1.0 - weight) * value
+        smoothed.append((step, average / (1.0 - weight**count)))
+    return smoothed
+
+
+def zoom_recent(points: Sequence[Point], fraction: float, last_step: int | None = None) -> list[Point]:
+    """Return the points within the last ``fraction`` of the step range.
+
+    The range ends at ``last_step`` when given (the latest step of any plotted curve, so train
+    and validation curves zoom to the same window), else at the last point.
+    """
+    if not 0.0 < fraction <= 1.0:
+        raise ValueError(f"zoom fraction must be in (0, 1], got {fraction}")
+    if fraction == 1.0 or not points:
+        return list(points)
+    end = last_step if last_step is not None else points[-1][0]
+    start = end - (end - points[0][0]) * fraction
+    return [point for point in points if point[0] >= start]
+
+
+def log_safe(points: Sequence[Point]) -> list[Point]:
+    """Return only the points a log axis can draw (finite and > 0)."""
+    return [(step, value) for step, value in points if math.isfinite(value) and value > 0]
+
+
+def finite(points: Sequence[Point]) -> list[Point]:
+    """Return only the points with finite values; plotext cannot place ``nan`` or ``inf``."""
+    return [(step, value) for step, value in points if math.isfinite(value)]
+
+
+def next_level(levels: Sequence[float], current: float) -> float:
+    """Return the level after ``current`` in ``levels``, wrapping round to the first."""
+    try:
+        index = levels.index(current)
+    except ValueError:
+        return levels[0]
+    return levels[(index + 1) % len(levels)]

@@ -1,0 +1,134 @@
+"""What the run monitor shows at one instant, read from the store in a worker thread.
+
+``read_run_snapshot`` makes a handful of indexed queries: the run row, each plotted metric
+thinned in SQL to ``max_points`` (``Store.metric_curve``) and the latest value of every
+metric. It adds the tail of the run's log (``Workbench.tail_log``) and a host resource
+reading. A run's full metric history never reaches Python: SQLite scans the index and sends
+at most ``max_points`` rows per curve.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from workbench.store import RunStatus
+from workbench.tui.curves import Point
+from workbench.tui.system import SystemReading
+
+if TYPE_CHECKING:
+    from workbench.services import Workbench
+
+LOSS_METRICS = ("train_loss", "val_loss")
+AUX_METRICS = ("lr", "grad_norm", "tokens_per_sec")
+
+
+@dataclass(frozen=True)
+class RunSnapshot:
+    """A run's state, curves, latest metrics, log tail and host readings at ``read_at``."""
+
+    run_id: int
+    exp_id: str
+    status: RunStatus
+    last_step: int
+    total_steps: int | None
+    devices: list[Any]
+    host: str | None
+    started_at: datetime | None
+    ended_at: datetime | None
+    heartbeat_at: datetime | None
+    message: str | None
+    run_dir: str | None
+    read_at: datetime
+    curves: dict[str, list[Point]] = field(default_factory=dict)
+    latest: dict[str, tuple[int, float]] = field(default_factory=dict)
+    eta_seconds: float | None = None
+    log_lines: list[str] = field(default_factory=list)
+    system: SystemReading | None = None
+
+
+def read_run_snapshot(
+    workbench: Workbench,
+    run_id: int,
+    *,
+    now: datetime,
+    max_points: int = 2000,
+    log_lines: int = 200,
+    probe: Callable[[], SystemReading] | None = None,
+) -> RunSnapshot:
+    """Read one run's monitor state; raises ``RunNotFound`` when the run was deleted."""
+    store = workbench.store
+    run = store.get_run(run_id)
+    curves = {name: store.metric_curve(run_id, name, max_points=max_points) for name in LOSS_METRICS + AUX_METRICS}
+    latest = store.last_metrics(run_id)
+    tokens_per_sec = latest.get("tokens_per_sec", (0, None))[1]
+    eta = estimate_eta(
+        status=run.status,
+        last_step=run.last_step,
+        total_steps=run.total_steps,
+        tokens_per_sec=tokens_per_sec,
+        tokens_per_step=_tokens_per_step(run.info),
+        first_step=curves["train_loss"][0][0] if curves["train_loss"] else None,
+        started_at=run.started_at,
+        now=now,
+    )
+    return RunSnapshot(
+        run_id=run.id,
+        exp_id=run.experiment.exp_id,
+        status=run.status,
+        last_step=run.last_step,
+        total_steps=run.total_steps,
+        devices=list(run.devices or []),
+        host=run.host,
+        started_at=run.started_at,
+        ended_at=run.ended_at,
+        heartbeat_at=run.heartbeat_at,
+        message=run.message,
+        run_dir=run.run_dir,
+        read_at=now,
+        curves=curves,
+        latest=latest,
+        eta_seconds=eta,
+        # A queued run has no folder and no log yet.
+        log_lines=workbench.tail_log(run_id, log_lines) if run.run_dir else [],
+        system=probe() if probe is not None and run.status.is_active else None,
+    )
+
+
+def estimate_eta(
+    *,
+    status: RunStatus,
+    last_step: int,
+    total_steps: int | None,
+    tokens_per_sec: float | None,
+    tokens_per_step: float | None,
+    first_step: int | None,
+    started_at: datetime | None,
+    now: datetime,
+) -> float | None:
+    """Return the seconds a running run needs to reach ``total_steps``, or ``None`` if unknown.
+
+    The latest throughput divided by the tokens of one step gives the current step rate;
+    without those, the mean rate since ``started_at`` stands in, counted from the first
+    logged step so that a resumed run's earlier steps do not inflate it.
+    """
+    if status != RunStatus.RUNNING or not total_steps:
+        return None
+    remaining = max(0, total_steps - last_step)
+    if tokens_per_sec and tokens_per_step:
+        return remaining * tokens_per_step / tokens_per_sec
+    if started_at is None:
+        return None
+    elapsed = (now - started_at).total_seconds()
+    done = last_step - (first_step or 0)
+    if elapsed <= 0 or done <= 0:
+        return None
+    return remaining * elapsed / done
+
+
+def _tokens_per_step(info: dict[str, Any] | None) -> float | None:
+    # The trainer's start-up facts (``Run.info``) give the tokens of one optimizer step.
+    value = (info or {}).get("tokens_per_step")
+    return float(value) if isinstance(value, (int, float)) and value > 0 else None

@@ -1,0 +1,1 @@
+"""One screen per task; each is a mode of ``WorkbenchApp``."""

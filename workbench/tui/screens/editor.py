@@ -1,0 +1,261 @@
+"""The config editor pane: YAML with live validation, save, and a diff against the parent config."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.message import Message
+from textual.timer import Timer
+from textual.widgets import ContentSwitcher, Static, TextArea
+
+from workbench.tui.config_view import KeyDiff, Problem, config_items, differing_keys, validation_problems
+from workbench.tui.screens.base import PaneScreen
+from workbench.tui.screens.confirm import ConfirmScreen
+from workbench.tui.widgets.config_area import ConfigArea
+from workbench.tui.widgets.key_diff_table import KeyDiffTable
+from workbench.tui.widgets.problem_list import ProblemList
+
+# Seconds of quiet typing before the text is validated again.
+VALIDATE_DELAY_S = 0.3
+NEW_EXPERIMENT_ID = "new-experiment"
+
+
+@dataclass(frozen=True)
+class EditorRequest:
+    """What to open: a stored experiment by ``exp_id``, or ``None`` for a new config."""
+
+    exp_id: str | None = None
+
+    @classmethod
+    def new(cls) -> EditorRequest:
+        return cls(None)
+
+    @classmethod
+    def edit(cls, exp_id: str) -> EditorRequest:
+        return cls(exp_id)
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    """A config opened in the editor with what its diff compares against."""
+
+    exp_id: str | None
+    text: str
+    base_text: str
+    base_label: str
+
+
+def template_text() -> str:
+    """Return the config a new experiment starts from: every key at its default value."""
+    from sedd.config import ExperimentConfig, config_to_yaml
+
+    return config_to_yaml(ExperimentConfig(exp_id=NEW_EXPERIMENT_ID))
+
+
+class EditorScreen(PaneScreen):
+    """Edits one experiment config; ctrl+s saves it, creating the experiment if it is new."""
+
+    MODE = "editor"
+    # The text area would swallow the number keys that switch panes, so it gets the focus
+    # only when the user opens a config for editing (or clicks it); Escape leaves it.
+    AUTO_FOCUS = "#problems"
+    BINDINGS = [
+        Binding("ctrl+s", "save", "Save", id="editor.save", tooltip="Create or update the experiment"),
+        Binding("ctrl+t", "toggle_diff", "Diff", id="editor.diff", tooltip="Show keys that differ from the parent"),
+        Binding("ctrl+g", "next_problem", "Next problem", id="editor.next_problem"),
+        Binding("ctrl+r", "revert", "Revert", id="editor.revert", tooltip="Reload the stored config"),
+        Binding("escape", "leave_text", "Leave text", id="editor.leave", tooltip="Hand the keys back to the panes"),
+    ]
+
+    class Validated(Message):
+        """Validation of one version of the text finished; stale versions are dropped."""
+
+        def __init__(self, text: str, problems: list[Problem]) -> None:
+            super().__init__()
+            self.text = text
+            self.problems = problems
+
+        def can_replace(self, message: Message) -> bool:
+            return isinstance(message, EditorScreen.Validated)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loaded: LoadedConfig | None = None
+        self.saved_text = ""
+        self._validate_timer: Timer | None = None
+
+    def compose_body(self) -> ComposeResult:
+        yield Static("", id="editor-title", classes="title-line")
+        with ContentSwitcher(initial="config-text", id="editor-views"):
+            yield ConfigArea(id="config-text")
+            yield KeyDiffTable(id="config-diff")
+        yield Static("", id="problem-here", classes="status-line")
+        yield ProblemList(id="problems")
+
+    def on_mount(self) -> None:
+        if self.loaded is None:
+            self.load_config(EditorRequest.new())
+
+    @property
+    def editor(self) -> ConfigArea:
+        return self.query_one(ConfigArea)
+
+    @property
+    def is_dirty(self) -> bool:
+        """Whether the text differs from what was last loaded or saved."""
+        return self.loaded is not None and self.editor.text != self.saved_text
+
+    # Opening
+
+    def open(self, request: EditorRequest) -> None:
+        """Load a config into the editor and focus it, asking first if unsaved text would be lost."""
+        self.editor.focus()
+        if not self.is_dirty:
+            self.load_config(request)
+            return
+
+        def discard(confirmed: bool | None) -> None:
+            if confirmed:
+                self.load_config(request)
+
+        self.app.push_screen(ConfirmScreen("Discard the unsaved changes in the editor?", confirm_label="Discard"), discard)
+
+    @work(thread=True, exclusive=True, group="editor-load", exit_on_error=False, description="Open config")
+    def load_config(self, request: EditorRequest) -> None:
+        if request.exp_id is None:
+            text = template_text()
+            loaded = LoadedConfig(None, text, text, "defaults")
+        else:
+            experiment = self.workbench.store.get_experiment(request.exp_id)
+            parent = experiment.parent
+            if parent is not None:
+                loaded = LoadedConfig(experiment.exp_id, experiment.config_text, parent.config_text, parent.exp_id)
+            else:
+                loaded = LoadedConfig(experiment.exp_id, experiment.config_text, experiment.config_text, "stored")
+        self.app.call_from_thread(self._show_loaded, loaded)
+
+    def _show_loaded(self, loaded: LoadedConfig) -> None:
+        self.loaded = loaded
+        self.saved_text = loaded.text
+        self.editor.load_text(loaded.text)
+        self.query_one(ContentSwitcher).current = "config-text"
+        self._update_title()
+        self.validate_text(loaded.text)
+
+    def _update_title(self) -> None:
+        if self.loaded is None:
+            return
+        name = "new experiment" if self.loaded.exp_id is None else f"experiment '{self.loaded.exp_id}'"
+        base = f" · cloned from '{self.loaded.base_label}'" if self.loaded.base_label not in ("stored", "defaults") else ""
+        state = " · unsaved" if self.is_dirty else ""
+        self.query_one("#editor-title", Static).update(f"{name}{base}{state}")
+
+    # Validation
+
+    @on(TextArea.Changed, "#config-text")
+    def _text_changed(self) -> None:
+        self._update_title()
+        if self._validate_timer is not None:
+            self._validate_timer.stop()
+        self._validate_timer = self.set_timer(VALIDATE_DELAY_S, lambda: self.validate_text(self.editor.text))
+
+    @work(thread=True, exclusive=True, group="editor-validate", exit_on_error=False, description="Validate config")
+    def validate_text(self, text: str) -> None:
+        self.post_message(self.Validated(text, validation_problems(text)))
+
+    def on_editor_screen_validated(self, message: Validated) -> None:
+        if message.text != self.editor.text:
+            return  # the user typed since; a newer validation is on its way
+        self.query_one(ProblemList).show_problems(message.problems)
+        lines: dict[int, str] = {}
+        for problem in message.problems:
+            if problem.line is not None:
+                lines.setdefault(problem.line, problem.describe())
+        self.editor.set_problem_lines(lines)
+        self._show_problem_here()
+
+    @on(TextArea.SelectionChanged, "#config-text")
+    def _show_problem_here(self) -> None:
+        row = self.editor.cursor_location[0] + 1
+        message = self.editor.problem_lines.get(row, "")
+        self.query_one("#problem-here", Static).update(message)
+
+    def on_problem_list_problem_chosen(self, message: ProblemList.ProblemChosen) -> None:
+        if message.problem.line is not None:
+            self.query_one(ContentSwitcher).current = "config-text"
+            self.editor.go_to_line(message.problem.line)
+
+    def action_next_problem(self) -> None:
+        lines = sorted(self.editor.problem_lines)
+        if not lines:
+            self.notify("The config has no problems", severity="information")
+            return
+        row = self.editor.cursor_location[0] + 1
+        following = [line for line in lines if line > row]
+        self.editor.go_to_line(following[0] if following else lines[0])
+
+    def action_leave_text(self) -> None:
+        self.query_one(ProblemList).focus()
+
+    # Saving
+
+    def action_save(self) -> None:
+        if self.loaded is None:
+            return
+        self.save_config(self.loaded.exp_id, self.editor.text)
+
+    @work(thread=True, exclusive=True, group="editor-save", exit_on_error=False, description="Save config")
+    def save_config(self, exp_id: str | None, text: str) -> None:
+        """Create or update the experiment; on failure the text stays and a notification explains."""
+        if exp_id is None:
+            experiment = self.workbench.create_experiment(config_text=text)
+        else:
+            experiment = self.workbench.update_config(exp_id, text)
+        self.app.call_from_thread(self._saved, experiment.exp_id, text, exp_id is None)
+
+    def _saved(self, exp_id: str, text: str, created: bool) -> None:
+        base_text, base_label = (self.loaded.base_text, self.loaded.base_label) if self.loaded else (text, "stored")
+        if base_label in ("stored", "defaults"):
+            base_text, base_label = text, "stored"
+        self.loaded = LoadedConfig(exp_id, text, base_text, base_label)
+        self.saved_text = text
+        self._update_title()
+        verb = "Created" if created else "Saved"
+        self.notify(f"{verb} experiment '{exp_id}'; press 1 then l to launch it", title="Config", markup=False)
+
+    def action_revert(self) -> None:
+        if self.loaded is None or self.loaded.exp_id is None:
+            self.notify("Nothing stored to revert to: this experiment is not saved yet", severity="warning")
+            return
+        exp_id = self.loaded.exp_id
+
+        def revert(confirmed: bool | None) -> None:
+            if confirmed:
+                self.load_config(EditorRequest.edit(exp_id))
+
+        self.app.push_screen(ConfirmScreen(f"Reload the stored config of '{exp_id}'?", confirm_label="Revert"), revert)
+
+    # Diff
+
+    def action_toggle_diff(self) -> None:
+        switcher = self.query_one(ContentSwitcher)
+        if switcher.current == "config-diff":
+            switcher.current = "config-text"
+            self.editor.focus()
+            return
+        if self.loaded is not None:
+            self.compute_diff(self.loaded.base_text, self.loaded.base_label, self.editor.text)
+
+    @work(thread=True, exclusive=True, group="editor-diff", exit_on_error=False, description="Diff config")
+    def compute_diff(self, base_text: str, base_label: str, text: str) -> None:
+        diffs = differing_keys([config_items(base_text), config_items(text)])
+        self.app.call_from_thread(self._show_diff, base_label, diffs)
+
+    def _show_diff(self, base_label: str, diffs: list[KeyDiff]) -> None:
+        table = self.query_one(KeyDiffTable)
+        table.show_diff([base_label, "editor"], diffs, empty_text=f"same settings as {base_label}")
+        self.query_one(ContentSwitcher).current = "config-diff"
+        table.focus()

@@ -1,0 +1,194 @@
+"""What the sampling and infilling panes share: run choice, background generation, progress, cancel.
+
+Generation runs in a thread worker because it loads torch and the model (seconds) and then
+samples (seconds to minutes). The service reports each sampler step through a progress
+callback; the callback posts a coalescing message to the UI and raises
+``GenerationCancelled`` once the user has cancelled, which unwinds the sampler at the next step.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.message import Message
+from textual.widgets import ProgressBar, Static
+
+from workbench.store import Run
+from workbench.tui.formatting import format_step
+from workbench.tui.screens.base import PaneScreen
+from workbench.tui.screens.run_picker import RunPickerScreen
+from workbench.tui.widgets.generated_view import GeneratedView
+from workbench.tui.widgets.sampler_form import SamplerForm, SamplerSettings
+
+if TYPE_CHECKING:
+    from workbench.services import GeneratedText
+
+ProgressCallback = Callable[[int, int], None]
+
+
+class GenerationCancelled(Exception):
+    """The user cancelled a generation; raised inside the sampler's progress callback."""
+
+
+def generation_bindings(mode: str) -> list[Binding]:
+    """Return the keys of a generation pane, with binding ids under ``mode``."""
+    return [
+        Binding("ctrl+g", "generate", "Generate", id=f"{mode}.generate", tooltip="Generate in the background"),
+        Binding("escape", "cancel", "Cancel", id=f"{mode}.cancel", tooltip="Stop the generation at the next step, or leave a field"),
+        Binding("ctrl+r", "pick_run", "Run", id=f"{mode}.pick_run", tooltip="Choose the run whose model generates"),
+    ]
+
+
+def describe_model(run: Run) -> str:
+    """Return one line on a run and whether its EMA model folder exists yet."""
+    model_dir = Path(run.run_dir) / "model" if run.run_dir else None
+    if model_dir is not None and (model_dir / "config.json").is_file():
+        weights = f"EMA weights in {model_dir}"
+    else:
+        weights = "no model yet: it is written with the run's first checkpoint"
+    return f"run #{run.id} {run.experiment.exp_id} · {run.status.value} · step {format_step(run.last_step, run.total_steps)} · {weights}"
+
+
+class GenerationScreen(PaneScreen):
+    """Base of the sampling and infilling panes; subclasses add the prompt and call the service."""
+
+    SHOW_LENGTH = True
+    # Fields and the predictor list take typed keys; starting on the results keeps the
+    # number keys switching panes until the user picks a field.
+    AUTO_FOCUS = "#results"
+
+    class Progress(Message):
+        """The sampler finished ``step`` of ``steps``; only the newest unprocessed one is kept."""
+
+        def __init__(self, step: int, steps: int) -> None:
+            super().__init__()
+            self.step = step
+            self.steps = steps
+
+        def can_replace(self, message: Message) -> bool:
+            return isinstance(message, GenerationScreen.Progress)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._cancel: threading.Event | None = None
+
+    def compose_body(self) -> ComposeResult:
+        yield Static("", id="model-line", classes="title-line")
+        yield from self.compose_prompt()
+        yield SamplerForm(show_length=self.SHOW_LENGTH, id="sampler-form")
+        with Horizontal(id="progress-row"):
+            # A total of 1 draws an empty bar; no total would animate an idle pane.
+            yield ProgressBar(total=1, id="progress", show_eta=False)
+            yield Static("idle", id="progress-text")
+        with VerticalScroll(id="results"):
+            yield GeneratedView(id="generated")
+
+    def compose_prompt(self) -> ComposeResult:
+        yield from ()
+
+    def on_mount(self) -> None:
+        self.query_one(GeneratedView).show_message("Nothing generated yet: ctrl+g generates, Escape cancels")
+        self.watch(self.app, "run_id", lambda _: self.describe_run())
+
+    @property
+    def is_generating(self) -> bool:
+        return self._cancel is not None
+
+    # Run
+
+    @work(thread=True, exclusive=True, group="generation-run", exit_on_error=False, description="Read run")
+    def describe_run(self) -> None:
+        run_id = self.workbench_app.run_id
+        if run_id is None:
+            line = "No run chosen: ctrl+r chooses one"
+        else:
+            line = describe_model(self.workbench.store.get_run(run_id))
+        self.app.call_from_thread(self.query_one("#model-line", Static).update, line)
+
+    def action_pick_run(self) -> None:
+        def chosen(run_id: int | None) -> None:
+            if run_id is not None:
+                self.workbench_app.run_id = run_id
+
+        picker = RunPickerScreen(self.workbench.store, "Run to generate with", current=self.workbench_app.run_id)
+        self.app.push_screen(picker, chosen)
+
+    # Generation
+
+    def action_generate(self) -> None:
+        run_id = self.workbench_app.run_id
+        if run_id is None:
+            self.notify("No run chosen; press ctrl+r to choose one", severity="warning")
+            return
+        if self.is_generating:
+            self.notify("A generation is running; Escape cancels it", severity="warning")
+            return
+        try:
+            settings = self.query_one(SamplerForm).settings()
+            call = self.prepare(run_id, settings)
+        except ValueError as error:
+            self.notify(str(error), title="Invalid setting", severity="error", markup=False)
+            return
+        self._cancel = threading.Event()
+        self.query_one("#progress", ProgressBar).update(total=None, progress=0)
+        self.query_one("#progress-text", Static).update("loading the model ...")
+        self.generate(call, self._cancel, settings)
+
+    def prepare(self, run_id: int, settings: SamplerSettings) -> Callable[[ProgressCallback], list[GeneratedText]]:
+        """Return a call of the generation service; raise ``ValueError`` for an invalid prompt."""
+        raise NotImplementedError(f"{type(self).__name__} must say which service generates")
+
+    @work(thread=True, exclusive=True, group="generation", exit_on_error=False, description="Generate")
+    def generate(
+        self, call: Callable[[ProgressCallback], list[GeneratedText]], cancel: threading.Event, settings: SamplerSettings
+    ) -> None:
+        def progress(step: int, steps: int) -> None:
+            if cancel.is_set():
+                raise GenerationCancelled()
+            self.post_message(self.Progress(step, steps))
+
+        try:
+            texts = call(progress)
+        except GenerationCancelled:
+            texts = None
+        except Exception:
+            # The app's worker handler shows the error itself; this only resets the pane.
+            self.app.call_from_thread(self._failed)
+            raise
+        self.app.call_from_thread(self._finished, texts, settings)
+
+    def _failed(self) -> None:
+        self._cancel = None
+        self.query_one("#progress-text", Static).update("failed: see the notification")
+
+    def on_generation_screen_progress(self, message: Progress) -> None:
+        self.query_one("#progress", ProgressBar).update(total=message.steps, progress=message.step)
+        self.query_one("#progress-text", Static).update(f"step {message.step}/{message.steps}")
+
+    def _finished(self, texts: list[GeneratedText] | None, settings: SamplerSettings) -> None:
+        self._cancel = None
+        if texts is None:
+            self.query_one("#progress-text", Static).update("cancelled")
+            self.notify("Generation cancelled; nothing was saved", title="Cancelled")
+            return
+        saved = " · saved to the store" if settings.save else " · not saved"
+        self.query_one("#progress-text", Static).update(f"done: {len(texts)} texts{saved}")
+        self.show_results(texts)
+
+    def show_results(self, texts: list[GeneratedText]) -> None:
+        self.query_one(GeneratedView).show_texts(texts)
+
+    def action_cancel(self) -> None:
+        if self._cancel is None:
+            # Nothing to cancel: Escape hands the keys back from a field to the pane.
+            self.query_one("#results").focus()
+            return
+        self._cancel.set()
+        self.query_one("#progress-text", Static).update("cancelling at the next step ...")

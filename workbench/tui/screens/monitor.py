@@ -1,0 +1,169 @@
+"""The run monitor pane: live loss curves, run facts, host load and the log tail of one run."""
+
+from __future__ import annotations
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+
+from workbench.tui.curves import SMOOTHING_LEVELS, ZOOM_LEVELS, next_level
+from workbench.tui.run_snapshot import AUX_METRICS, RunSnapshot, read_run_snapshot
+from workbench.tui.screens.base import PaneScreen
+from workbench.tui.screens.run_picker import RunPickerScreen
+from workbench.tui.widgets.curve_plot import CurvePlot, Series
+from workbench.tui.widgets.log_tail import LogTail
+from workbench.tui.widgets.run_panel import RunPanel
+
+# Curves keep at most this many points per metric; a plot is narrower than that in cells.
+MAX_POINTS = 2000
+LOSS_COLORS = {"train_loss": "cyan", "val_loss": "orange"}
+AUX_LABELS = {"lr": "learning rate", "grad_norm": "gradient norm", "tokens_per_sec": "tokens per second"}
+
+
+class MonitorScreen(PaneScreen):
+    """Follows the app's current run, polling the store every ``poll_interval`` seconds."""
+
+    MODE = "monitor"
+    BINDINGS = [
+        Binding("p", "pick_run", "Run", id="monitor.pick_run", tooltip="Choose the run to watch"),
+        Binding("y", "toggle_log", "Log y", id="monitor.log_scale", tooltip="Log scale for the loss axis"),
+        Binding("m", "cycle_smoothing", "Smooth", id="monitor.smoothing", tooltip="Cycle the smoothing weight"),
+        Binding("z", "cycle_zoom", "Zoom", id="monitor.zoom", tooltip="Zoom to the most recent steps"),
+        Binding("a", "cycle_aux", "Aux plot", id="monitor.aux", tooltip="Plot lr, grad norm or throughput"),
+        Binding("s", "stop", "Stop", id="monitor.stop", tooltip="Stop this run (it checkpoints first)"),
+        Binding("r", "resume", "Resume", id="monitor.resume", tooltip="Continue this run from its checkpoint"),
+    ]
+
+    class SnapshotRead(Message):
+        """A poll finished; an unprocessed older snapshot is replaced, so the UI never lags behind."""
+
+        def __init__(self, snapshot: RunSnapshot) -> None:
+            super().__init__()
+            self.snapshot = snapshot
+
+        def can_replace(self, message: Message) -> bool:
+            return isinstance(message, MonitorScreen.SnapshotRead)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.snapshot: RunSnapshot | None = None
+        self.aux_metric: str | None = None
+
+    def compose_body(self) -> ComposeResult:
+        with Horizontal(id="monitor-main"):
+            with Vertical(id="monitor-plots"):
+                yield CurvePlot("loss (nats/token)", id="loss-plot")
+                yield CurvePlot("", id="aux-plot", empty_text="not logged yet")
+            yield RunPanel(id="run-panel")
+        yield LogTail(id="run-log")
+
+    def on_mount(self) -> None:
+        self.query_one("#aux-plot").display = False
+        self.watch(self.app, "run_id", self._run_changed)
+        self.poll_every(self.workbench_app.poll_interval, self.poll)
+
+    def on_screen_resume(self) -> None:
+        self.poll()
+
+    def _run_changed(self, run_id: int | None) -> None:
+        self.snapshot = None
+        if run_id is None:
+            self.query_one(RunPanel).show_message("No run chosen: press p, or Enter on an experiment in pane 1")
+            return
+        self.poll()
+
+    @work(thread=True, exclusive=True, group="monitor-poll", exit_on_error=False, description="Read run")
+    def poll(self) -> None:
+        """Read the current run's snapshot in a thread and post it to the UI."""
+        run_id = self.workbench_app.run_id
+        if run_id is None:
+            return
+        snapshot = read_run_snapshot(
+            self.workbench,
+            run_id,
+            now=self.workbench_app.clock(),
+            max_points=MAX_POINTS,
+            probe=self.workbench_app.probe,
+        )
+        self.post_message(self.SnapshotRead(snapshot))
+
+    def on_monitor_screen_snapshot_read(self, message: SnapshotRead) -> None:
+        snapshot = message.snapshot
+        if snapshot.run_id != self.workbench_app.run_id:
+            return  # the user chose another run while this one was read
+        self.snapshot = snapshot
+        self.query_one(RunPanel).show_snapshot(snapshot, self.workbench_app.clock())
+        loss = [Series(name, snapshot.curves.get(name, []), color) for name, color in LOSS_COLORS.items()]
+        self.query_one("#loss-plot", CurvePlot).set_series(loss)
+        self._show_aux()
+        self.query_one(LogTail).show_lines(snapshot.log_lines)
+
+    def _show_aux(self) -> None:
+        plot = self.query_one("#aux-plot", CurvePlot)
+        plot.display = self.aux_metric is not None
+        if self.aux_metric is None or self.snapshot is None:
+            return
+        plot.plot_title = AUX_LABELS[self.aux_metric]
+        plot.set_series([Series(self.aux_metric, self.snapshot.curves.get(self.aux_metric, []), "green")])
+
+    # Plot settings
+
+    def action_toggle_log(self) -> None:
+        plot = self.query_one("#loss-plot", CurvePlot)
+        plot.log_y = not plot.log_y
+
+    def action_cycle_smoothing(self) -> None:
+        plot = self.query_one("#loss-plot", CurvePlot)
+        plot.smoothing = next_level(SMOOTHING_LEVELS, plot.smoothing)
+
+    def action_cycle_zoom(self) -> None:
+        zoom = next_level(ZOOM_LEVELS, self.query_one("#loss-plot", CurvePlot).zoom)
+        for plot in self.query(CurvePlot):
+            plot.zoom = zoom
+
+    def action_cycle_aux(self) -> None:
+        choices: list[str | None] = [None, *AUX_METRICS]
+        self.aux_metric = choices[(choices.index(self.aux_metric) + 1) % len(choices)]
+        self._show_aux()
+
+    # Run control
+
+    def action_pick_run(self) -> None:
+        def chosen(run_id: int | None) -> None:
+            if run_id is not None:
+                self.workbench_app.run_id = run_id
+
+        picker = RunPickerScreen(self.workbench.store, "Run to monitor", current=self.workbench_app.run_id)
+        self.app.push_screen(picker, chosen)
+
+    def action_stop(self) -> None:
+        run_id = self.workbench_app.run_id
+        if run_id is None:
+            self.notify("No run chosen; press p to choose one", severity="warning")
+            return
+        self.notify(f"Stopping run {run_id}: it checkpoints, then exits", title="Stop")
+        self.stop_run(run_id)
+
+    @work(thread=True, group="monitor-stop", exit_on_error=False, description="Stop run")
+    def stop_run(self, run_id: int) -> None:
+        run = self.workbench.stop(run_id)
+        self.app.call_from_thread(self.notify, f"Run {run_id} is {run.status.value}", title="Stop")
+        self.app.call_from_thread(self.poll)
+
+    def action_resume(self) -> None:
+        run_id = self.workbench_app.run_id
+        if run_id is None:
+            self.notify("No run chosen; press p to choose one", severity="warning")
+            return
+        self.resume_run(run_id)
+
+    @work(thread=True, group="monitor-resume", exit_on_error=False, description="Resume run")
+    def resume_run(self, run_id: int) -> None:
+        run = self.workbench.resume(run_id)
+        self.app.call_from_thread(self._resumed, run.id, run_id)
+
+    def _resumed(self, new_run_id: int, old_run_id: int) -> None:
+        self.notify(f"Run {new_run_id} continues run {old_run_id}; now watching it", title="Resume")
+        self.workbench_app.run_id = new_run_id
