@@ -221,3 +221,46 @@ def test_tui_hook_message(db: str) -> None:
     result = invoke(db, "tui")
     assert result.exit_code == 1
     assert result.stderr.startswith("Error: the terminal UI is not part of this installation yet;")
+
+
+@pytest.fixture
+def finished_run(db: str, tmp_path: Path) -> int:
+    from workbench.store import RunStatus, Store
+
+    store = Store(db)
+    store.create_experiment("first", "exp_id: first\n")
+    run = store.create_run("first", total_steps=5)
+    run_dir = tmp_path / "checkpoints" / "first" / str(run.id)
+    run_dir.mkdir(parents=True)
+    (run_dir / "run.log").write_text("".join(f"line {number}\n" for number in range(1, 101)))
+    store.update_run(run.id, run_dir=str(run_dir), last_step=5)
+    store.finish_run(run.id, RunStatus.COMPLETED)
+    store.close()
+    return run.id
+
+
+def test_logs_tail_lines(db: str, finished_run: int) -> None:
+    result = invoke(db, "logs", str(finished_run), "-n", "2")
+    assert result.exit_code == 0
+    assert result.stdout == "line 99\nline 100\n"
+
+
+def test_logs_follow_ends_with_run(db: str, finished_run: int) -> None:
+    result = invoke(db, "logs", str(finished_run), "-f", "-n", "1")
+    assert result.exit_code == 0
+    assert result.stdout == "line 100\n"
+
+
+def test_stop_finished_run(db: str, finished_run: int) -> None:
+    result = invoke(db, "stop", str(finished_run))
+    assert result.exit_code == 1
+    assert result.stderr == f"Error: run {finished_run} is already completed; there is nothing to stop\n"
+
+
+def test_status_lists_runs(db: str, finished_run: int) -> None:
+    listed = invoke(db, "status")
+    active = invoke(db, "status", "--active")
+    assert listed.exit_code == 0
+    assert "completed" in listed.stdout
+    assert "5/5" in listed.stdout
+    assert active.stdout == "No active runs.\n"

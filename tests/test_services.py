@@ -18,7 +18,9 @@ from workbench.errors import (
     WorkbenchError,
 )
 from workbench.services import GeneratedText, Segment, Workbench, latest_checkpoint
+from workbench.services.configs import load_validated
 from workbench.services.generation import parse_template
+from workbench.services.quickstart import QUICKSTART_EXP_ID, quickstart_config_path
 from workbench.store import RunStatus
 
 TINY_CONFIG = """\
@@ -232,3 +234,10 @@ def test_sample_unstarted_run(workbench: Workbench, config_file: Path) -> None:
 def test_sample_invalid_count(workbench: Workbench) -> None:
     with pytest.raises(InvalidConfig, match="num must be a positive integer, got 0"):
         workbench.sample(1, num=0)
+
+
+
+def test_quickstart_config_packaged() -> None:
+    repository_config = Path(__file__).resolve().parents[1] / "configs" / "quickstart.yaml"
+    assert quickstart_config_path() == repository_config.resolve()
+    assert load_validated(path=quickstart_config_path()).exp_id == QUICKSTART_EXP_ID
