@@ -76,7 +76,7 @@ def query_gpus(executable: str = "nvidia-smi") -> list[GpuInfo] | None:
     try:
         result = subprocess.run(command, capture_output=True, text=True, timeout=NVIDIA_SMI_TIMEOUT_S, check=False)
     except subprocess.TimeoutExpired as error:
-        raise DeviceError(f"nvidia-smi did not answer within {NVIDIA_SMI_TIMEOUT_S:.0f} s; set gpu to an index or cpu") from error
+        raise DeviceError(f"nvidia-smi did not respond within {NVIDIA_SMI_TIMEOUT_S:.0f} s; set gpu to an index or cpu") from error
     if result.returncode != 0:
         raise DeviceError(
             f"nvidia-smi failed with exit code {result.returncode}: {result.stderr.strip()}; "

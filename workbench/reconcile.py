@@ -5,8 +5,9 @@ by a reboot reports nothing. ``reconcile_runs`` finds such runs so that no run s
 ``running`` forever:
 
 - a run on this host whose pid is gone, or whose pid now belongs to a process with another
-  start time (a reused pid), becomes ``failed`` when its exit code is known (the launcher of
-  this process started it, or the worker recorded one) and ``lost`` otherwise;
+  start time (a reused pid), becomes ``failed`` when its exit code is known and ``lost``
+  otherwise. The exit code is known when the launcher in this process started the run, or
+  when the worker recorded one;
 - a run on another host cannot be inspected, so it becomes ``lost`` when its heartbeat is
   older than ``stale_after_s``;
 - a run still ``queued`` without a process for ``stale_after_s`` (its launcher died before
@@ -35,7 +36,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_STALE_AFTER_S = 300.0
 
 # psutil derives create_time from boot time and clock ticks, so two reads of one process can
-# differ by a few milliseconds; a reused pid starts at least this much later.
+# differ by a few milliseconds. A process that reuses a pid starts at least this much later.
 START_TIME_TOLERANCE_S = 0.5
 
 
@@ -76,7 +77,7 @@ def reconcile_runs(
     """Give a final status to every active run whose process is gone; return the changed runs.
 
     Args:
-        exit_code_of: returns the exit code of a run's process when the caller holds it
+        exit_code_of: returns the exit code of a run's process when the caller started that process
             (``Launcher.exit_code``), else ``None``.
         stale_after_s: heartbeat age in seconds after which a run on another host is lost.
         host: this host's name; defaults to ``socket.gethostname()``.

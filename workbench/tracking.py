@@ -7,8 +7,8 @@ flushes first, so the store never shows a sample, checkpoint or final status ahe
 metrics before it.
 
 A ``HeartbeatThread`` stamps the run's heartbeat every ``HEARTBEAT_INTERVAL_S`` seconds while
-the worker lives, also during data preparation and long evaluations when the trainer is not
-calling the tracker; reconciliation reads that time for runs on other hosts.
+the worker lives. It keeps beating during data preparation and long evaluations, when the
+trainer does not call the tracker. Reconciliation reads that time for runs on other hosts.
 """
 
 from __future__ import annotations

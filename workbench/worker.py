@@ -2,9 +2,10 @@
 
 The worker loads the run's config snapshot from the store, marks the run running, and calls
 ``sedd.train.train`` with a ``StoreTracker``. Only rank 0 reports, so other ``torchrun`` ranks
-train without a tracker. Whatever happens, a rank-0 worker leaves the run with a final status:
-the trainer reports completed, stopped, diverged or failed itself, and any exception that
-escapes it, or a SIGTERM before training starts, is recorded here. The exit code is 0 for
+train without a tracker. The trainer reports completed, stopped, diverged or failed itself.
+The rank-0 worker records any exception that escapes it, and a SIGTERM before training starts,
+so a run ends with a final status unless the process is killed with SIGKILL; reconciliation
+(``workbench.reconcile``) covers that case. The exit code is 0 for
 completed and stopped, 2 for diverged and 1 otherwise; it is stored on the run as well.
 
 A queued run can also be started by hand (on a cluster node, say) with the same command;

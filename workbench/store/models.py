@@ -24,7 +24,7 @@ class UTCDateTime(TypeDecorator[datetime]):
     """A datetime stored as naive UTC and read back as aware UTC.
 
     SQLite has no time zone type, so an aware datetime would come back naive and compare
-    wrongly with ``utc_now()``; this type makes every value aware on the way out.
+    wrongly with ``utc_now()``. This type makes every value aware on the way out.
     """
 
     impl = DateTime
@@ -111,7 +111,8 @@ class Run(Base):
     ``config_text`` and ``overrides`` are copied at launch, so later edits of the experiment's
     config do not change what a run trained with. ``devices`` lists the GPU indices given to
     the run (empty for CPU). ``process_started_at`` is psutil's ``create_time`` of ``pid`` in
-    seconds since the epoch; it tells a reused pid from the run's own process.
+    seconds since the epoch; it distinguishes the run's own process from a later one that
+    reuses the pid.
     """
 
     __tablename__ = "runs"
