@@ -211,16 +211,21 @@ def test_newer_store_rejected(db: str) -> None:
     )
 
 
-def test_tui_hook_message(db: str) -> None:
-    try:
-        import workbench.tui.app  # noqa: F401
-    except ModuleNotFoundError:
-        pass
-    else:
-        pytest.skip("the terminal UI is installed")
+def test_tui_hook_builds_app(db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    tui_app = pytest.importorskip("workbench.tui.app")
+    opened = []
+
+    class RecordingApp:
+        def __init__(self, workbench) -> None:
+            self.workbench = workbench
+
+        def run(self) -> None:
+            opened.append(self.workbench.store.url_text)
+
+    monkeypatch.setattr(tui_app, "create_app", RecordingApp)
     result = invoke(db, "tui")
-    assert result.exit_code == 1
-    assert result.stderr.startswith("Error: the terminal UI is not part of this installation yet;")
+    assert result.exit_code == 0
+    assert opened == [f"sqlite:///{db}"]
 
 
 @pytest.fixture
