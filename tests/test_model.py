@@ -179,7 +179,9 @@ def test_forward_cuda_bf16_close_to_cpu():
         on_cpu = model(indices, sigma)
         on_cuda = model.cuda()(indices.cuda(), sigma.cuda())
     assert on_cuda.dtype == torch.float32
-    torch.testing.assert_close(on_cuda.cpu(), on_cpu, atol=0.1, rtol=0.05)
+    # bf16 keeps about three significant digits, so compare by relative error over the batch.
+    relative_error = (on_cuda.cpu() - on_cpu).norm() / on_cpu.norm()
+    assert relative_error < 0.05
 
 
 # Initialisation and the current-token entry

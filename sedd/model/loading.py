@@ -117,6 +117,8 @@ def read_config(folder: str | os.PathLike[str]) -> ModelConfig:
         raise CheckpointError(f"Invalid JSON in {config_path}: {err}") from err
 
     # Some versions of huggingface_hub's model mixin nest the init argument under "config".
+    # NOTE: the published sedd-small/medium config.json layouts were inferred from the official
+    # training config and that mixin. No test reads a copy downloaded from the hub.
     if isinstance(data, dict) and "model" not in data and isinstance(data.get("config"), dict):
         data = data["config"]
     if not isinstance(data, dict):
