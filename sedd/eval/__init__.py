@@ -6,13 +6,20 @@ workbench's analysis suite (``workbench/analysis/``), notebooks and tests.
 
 from sedd.eval.distinct import distinct_n, distinct_scores
 from sedd.eval.entropy import mean_sample_entropy, sample_entropy
-from sedd.eval.genppl import GenerativePerplexity, ReferenceModelUnavailable, generative_perplexity, load_reference_model
+from sedd.eval.genppl import (
+    GenerativePerplexity,
+    ReferenceModel,
+    ReferenceModelUnavailable,
+    generative_perplexity,
+    load_reference_model,
+)
 from sedd.eval.infill_metrics import InfillScores, most_frequent_fill, score_infill, span_mask
 from sedd.eval.selfbleu import SelfBleu, self_bleu
 
 __all__ = [
     "GenerativePerplexity",
     "InfillScores",
+    "ReferenceModel",
     "ReferenceModelUnavailable",
     "SelfBleu",
     "distinct_n",

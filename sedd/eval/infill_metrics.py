@@ -1,9 +1,10 @@
 """Scores of filled spans against the hidden reference tokens, and a trivial baseline.
 
 A span is a half-open range ``(start, end)`` of positions hidden from the model. Token
-accuracy and BLEU compare the filled tokens with the reference token by token and by n-gram;
-exact span match asks for the whole span. The most-frequent-token baseline fills every hidden
-position with one token, which gives the numbers a floor to be read against.
+accuracy and BLEU compare the filled tokens with the reference token by token and by n-gram.
+Exact span match counts a span only when every token of it is right. The most-frequent-token
+baseline fills every hidden position with one token, which gives the numbers a floor to be
+read against.
 """
 
 from __future__ import annotations
@@ -79,8 +80,8 @@ def score_infill(
         spans: for each row, the hidden ``(start, end)`` ranges.
         bleu_order: maximum n-gram order of the corpus BLEU over spans (nltk, uniform weights,
             smoothing method1). It is lowered to the shortest span length, because a span of
-            ``k`` tokens has no n-gram of order above ``k``; ``bleu_order`` in the result says
-            which order was used.
+            ``k`` tokens has no n-gram of order above ``k``. ``bleu_order`` in the result is
+            the order used.
     """
     if reference.shape != filled.shape or reference.dim() != 2:
         raise ValueError(

@@ -1,6 +1,6 @@
 """Self-BLEU: how much each sample resembles the others (Zhu et al., Texygen, SIGIR 2018).
 
-Each sample in turn is the hypothesis and all other samples are its references; the score is
+Each sample in turn is the hypothesis and all other samples are its references. The score is
 the mean sentence BLEU (Papineni et al., 2002) computed by ``nltk``. Higher means less diverse:
 a set of identical samples scores 1. The n-gram order and the smoothing are part of the
 result, because BLEU values under different settings are not comparable.
