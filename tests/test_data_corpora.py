@@ -86,6 +86,32 @@ def test_stdlib_max_bytes_caps_each_split(cache_dir):
         assert len(text.encode("utf-8")) == 50_000
 
 
+@pytest.mark.parametrize(
+    ("text", "end", "cut"),
+    [
+        ("alpha beta\ngamma delta", 20, 10),  # before the newline
+        ("alpha.  \n\n  Next words", 20, 6),  # before the whole whitespace run
+        ("alpha beta gamma", 14, 10),  # no newline: before the last space
+        ("alphabetagamma", 10, 10),  # no whitespace: hard cut
+        ("\n\nalpha", 5, 5),  # only leading whitespace: hard cut
+    ],
+)
+def test_whitespace_cut(text, end, cut):
+    from sedd.data.corpus import whitespace_cut
+
+    assert whitespace_cut(text, 0, end) == cut
+
+
+def test_split_into_pieces_lossless():
+    from sedd.data.corpus import split_into_pieces
+
+    text = "one two  three\n\nfour " * 40 + "x" * 50
+    pieces = list(split_into_pieces(text, 16))
+    assert "".join(pieces) == text
+    assert max(len(piece) for piece in pieces) <= 16
+    assert all(not piece[-1].isspace() for piece in pieces[:-1])
+
+
 def write(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
@@ -324,3 +350,11 @@ def test_hf_dataset_folder_missing_split(tmp_path):
     write(folder / "train.jsonl", json.dumps({"text": "row"}) + "\n")
     with pytest.raises(DataConfigError, match=r"has no split 'validation' \(for validation\); its splits are \['train'\]"):
         build_corpus({"corpus": "hf", "hf_name": str(folder), "cache_dir": str(tmp_path / "c")})
+
+
+def test_stdlib_without_sources_error(tmp_path, monkeypatch):
+    import sedd.data.stdlib_corpus as stdlib_corpus
+
+    monkeypatch.setattr(stdlib_corpus, "stdlib_root", lambda: tmp_path)
+    with pytest.raises(DataUnavailableError, match="no Python source files in the standard library folder"):
+        build_corpus({"corpus": "stdlib", "cache_dir": str(tmp_path / "c")})

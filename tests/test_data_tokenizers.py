@@ -129,6 +129,16 @@ def test_bpe_batch_matches_single(small_bpe):
     assert arrays[0].dtype == np.uint16
 
 
+def test_bpe_long_text_in_pieces(small_bpe, shared_data, monkeypatch):
+    import sedd.data.tokenizers as tokenizers
+
+    text = (shared_data / "wikitext-2-raw/test.txt").read_text(encoding="utf-8")[:200_000]
+    text += "end  \n\n\n   \n spaces\t\t and tabs " * 50
+    monkeypatch.setattr(tokenizers, "PIECE_CHARS_FOR_ENCODING", 1000)
+    (ids,) = small_bpe.encode_arrays([text])
+    assert ids.tolist() == small_bpe.encode(text)
+
+
 def test_bpe_save_load(small_bpe, tmp_path):
     small_bpe.save(tmp_path)
     loaded = load_tokenizer(tmp_path)
@@ -148,6 +158,20 @@ def test_hf_tokenizer_from_local_folder(small_bpe, tmp_path):
     assert tokenizer.eot_id == small_bpe.eot_id
     assert tokenizer.encode(SAMPLE) == small_bpe.encode(SAMPLE)
     assert tokenizer.encode_batch([SAMPLE, "x"]) == [small_bpe.encode(SAMPLE), small_bpe.encode("x")]
+    assert tokenizer.decode(tokenizer.encode(SAMPLE)) == SAMPLE
+
+
+def test_gpt2_layout_folder(small_bpe, tmp_path):
+    # The files of the GPT-2 hub repository: vocab.json, merges.txt and the two configs.
+    small_bpe.backend.model.save(str(tmp_path))
+    config = {"tokenizer_class": "GPT2Tokenizer", "eos_token": EOT_TOKEN, "bos_token": EOT_TOKEN, "unk_token": EOT_TOKEN}
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps(config))
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "gpt2"}))
+    tokenizer = build_tokenizer({"tokenizer": str(tmp_path)})
+    assert type(tokenizer.tokenizer).__name__.startswith("GPT2Tokenizer")
+    assert tokenizer.vocab_size == small_bpe.vocab_size
+    assert tokenizer.eot_id == small_bpe.eot_id
+    assert tokenizer.encode(SAMPLE) == small_bpe.encode(SAMPLE)
     assert tokenizer.decode(tokenizer.encode(SAMPLE)) == SAMPLE
 
 

@@ -16,15 +16,16 @@ import tokenizers
 from tokenizers import decoders, models, pre_tokenizers, trainers
 
 from sedd.data.corpus import split_into_pieces
-from sedd.data.tokenizers import EOT_TOKEN, Tokenizer, token_dtype
+from sedd.data.tokenizers import EOT_TOKEN, Tokenizer, encode_in_pieces, token_dtype
 
 logger = logging.getLogger(__name__)
 
 TOKENIZER_FILE = "tokenizer.json"
-# BPE training time grows with the text it counts. Past this many characters of the
-# training split the merge statistics barely change, so training reads no further.
+# Cap on the characters of the training split that BPE training reads, so that training
+# time stays bounded on very large corpora. The value is an estimate of where more text
+# changes the learned merges little, not a measured threshold.
 MAX_TRAINING_CHARS = 1 << 30
-# The trainer pre-tokenizes each string it receives; short strings keep that parallel.
+# Training strings are cut to this length so the trainer's buffered batches stay small.
 _TRAINING_PIECE_CHARS = 1 << 16
 
 
@@ -77,9 +78,14 @@ class BPETokenizer(Tokenizer):
         return [encoding.ids for encoding in self.backend.encode_batch(list(texts), add_special_tokens=False)]
 
     def encode_arrays(self, texts: Sequence[str]) -> list[np.ndarray]:
-        dtype = token_dtype(self.vocab_size)
-        encodings = self.backend.encode_batch(list(texts), add_special_tokens=False)
-        return [np.asarray(encoding.ids, dtype=dtype) for encoding in encodings]
+        return encode_in_pieces(texts, self._encode_batch_without_offsets, token_dtype(self.vocab_size))
+
+    def _encode_batch_without_offsets(self, texts: list[str]) -> list[list[int]]:
+        # encode_batch_fast (tokenizers >= 0.20) skips the character offsets, which packing
+        # does not need.
+        encode_batch = getattr(self.backend, "encode_batch_fast", self.backend.encode_batch)
+        encodings = encode_batch(texts, add_special_tokens=False)
+        return [encoding.ids for encoding in encodings]
 
     def decode(self, ids: Iterable[int]) -> str:
         values = ids.tolist() if hasattr(ids, "tolist") else [int(i) for i in ids]

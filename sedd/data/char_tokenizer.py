@@ -42,6 +42,8 @@ class CharTokenizer(Tokenizer):
     """One token per character of the training split, plus unknown and end-of-text."""
 
     kind = "char"
+    # Vectorised lookup costs a few bytes per character, so large batches are cheap.
+    batch_chars = 1 << 22
 
     def __init__(self, characters: Sequence[str]):
         if len(set(characters)) != len(characters) or any(len(c) != 1 for c in characters):

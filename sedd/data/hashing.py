@@ -18,6 +18,8 @@ from sedd.data.atomic import write_text_atomic
 logger = logging.getLogger(__name__)
 
 _READ_CHUNK = 1 << 20
+# Hashing files from this size on takes long enough to be worth a log line.
+_LOGGED_HASH_BYTES = 1 << 26
 # Fingerprint keys that describe where or when data was found, not what it contains.
 # Cache keys ignore them so a moved or touched corpus with the same content still hits.
 LOCATION_KEYS = frozenset({"path", "root", "mtime"})
@@ -91,7 +93,8 @@ class FileHashMemo:
         key = str(resolved)
         entry = self._entries.get(key)
         if entry is None or entry["bytes"] != stat.st_size or entry["mtime_ns"] != stat.st_mtime_ns:
-            logger.debug("hashing %s (%d bytes)", resolved, stat.st_size)
+            log = logger.info if stat.st_size >= _LOGGED_HASH_BYTES else logger.debug
+            log("hashing %s (%.1f MB) for the cache key", resolved, stat.st_size / 1e6)
             entry = {"bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha1": hash_file(resolved)}
             self._entries[key] = entry
             self._dirty = True

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from sedd.data.errors import DataConfigError, DataUnavailableError
-from sedd.data.tokenizers import Tokenizer, token_dtype
+from sedd.data.tokenizers import Tokenizer, encode_in_pieces, token_dtype
 
 logger = logging.getLogger(__name__)
 
@@ -64,8 +64,7 @@ class HFTokenizer(Tokenizer):
         return self.tokenizer(list(texts), add_special_tokens=False, verbose=False)["input_ids"]
 
     def encode_arrays(self, texts: Sequence[str]) -> list[np.ndarray]:
-        dtype = token_dtype(self.vocab_size)
-        return [np.asarray(ids, dtype=dtype) for ids in self.encode_batch(texts)]
+        return encode_in_pieces(texts, self.encode_batch, token_dtype(self.vocab_size))
 
     def decode(self, ids: Iterable[int]) -> str:
         values = ids.tolist() if hasattr(ids, "tolist") else [int(i) for i in ids]
@@ -80,12 +79,13 @@ class HFTokenizer(Tokenizer):
 
     def _vocab_bytes(self) -> bytes:
         if getattr(self.tokenizer, "is_fast", False):
-            # The serialised fast tokenizer covers normaliser, pre-tokenizer and merges.
             state = json.loads(self.tokenizer.backend_tokenizer.to_str())
-            # Truncation and padding settings do not change ids, and differ between loads.
-            state.pop("truncation", None)
-            state.pop("padding", None)
-            return json.dumps(state, sort_keys=True).encode("utf-8")
+            # The parts that map text to ids without special tokens. Truncation, padding
+            # and the post-processor only act when special tokens are added, and
+            # transformers may rewrite them when it loads a saved tokenizer.
+            kept = {key: state.get(key) for key in ("normalizer", "pre_tokenizer", "model", "decoder")}
+            kept["added_tokens"] = [(token["id"], token["content"]) for token in state.get("added_tokens", [])]
+            return json.dumps(kept, sort_keys=True).encode("utf-8")
         vocab = sorted(self.tokenizer.get_vocab().items())
         return hashlib.sha256(json.dumps(vocab).encode("utf-8")).digest()
 

@@ -191,8 +191,9 @@ def _hash_readers(
 ) -> dict[str, FileSplitReader]:
     files = tuple(zip(paths, keys))
     included = {"train": True, "validation": fractions[0] > 0, "test": fractions[1] > 0}
+    holding_out = any(fractions)
     return {
-        split: FileSplitReader(files=files, keep=split, fractions=fractions, **common)
+        split: FileSplitReader(files=files, keep=split if holding_out else None, fractions=fractions, **common)
         for split in SPLITS
         if included[split]
     }

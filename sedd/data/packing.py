@@ -24,9 +24,8 @@ from sedd.data.tokenizers import Tokenizer, token_dtype
 
 logger = logging.getLogger(__name__)
 
-# Segments are encoded in batches of about this many characters (or this many segments),
-# which amortises per-call overhead and lets batch tokenizers run in parallel.
-BATCH_CHARS = 1 << 22
+# Segments are encoded in batches of about ``tokenizer.batch_chars`` characters, or this
+# many segments, which amortises per-call overhead and lets batch tokenizers run in parallel.
 BATCH_SEGMENTS = 1024
 
 
@@ -67,7 +66,7 @@ def pack_segments(
         for segment in segments:
             batch.append(segment)
             batch_chars += len(segment.text)
-            if batch_chars >= BATCH_CHARS or len(batch) >= BATCH_SEGMENTS:
+            if batch_chars >= tokenizer.batch_chars or len(batch) >= BATCH_SEGMENTS:
                 _write_batch(batch, tokenizer, eot, dtype, out, stats, bar)
                 batch, batch_chars = [], 0
         if batch:
@@ -86,15 +85,14 @@ def _write_batch(
     bar: tqdm,
 ) -> None:
     texts = [segment.text for segment in batch]
-    parts: list[np.ndarray] = []
     for segment, ids in zip(batch, tokenizer.encode_arrays(texts)):
-        parts.append(ids)
+        # Writing each array's buffer directly avoids concatenating the batch first.
+        out.write(ids.astype(dtype, copy=False).data)
+        stats.num_tokens += len(ids)
         if segment.ends_document:
-            parts.append(eot)
+            out.write(eot.data)
+            stats.num_tokens += 1
             stats.num_documents += 1
-    chunk = np.concatenate(parts).astype(dtype, copy=False)
-    out.write(chunk.tobytes())
-    stats.num_tokens += len(chunk)
     # str.isascii() is O(1), so only non-ASCII text pays for encoding to count its bytes.
     batch_bytes = sum(len(text) if text.isascii() else len(text.encode("utf-8")) for text in texts)
     stats.source_bytes += batch_bytes

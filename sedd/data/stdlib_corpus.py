@@ -1,7 +1,9 @@
 """The default corpus: the Python standard library's own source files.
 
-Every Python installation ships about 12 MB of human-written code and docstrings, so
-runs, tests and examples work on any machine with no download. One ``*.py`` file is one
+A Python installation ships its library as source (about 12 MB of human-written code
+and docstrings with the exclusions below, measured on CPython 3.11), so runs, tests and
+examples work with no download. Some stripped builds keep only ``.pyc`` files, and then
+this corpus is unavailable. One ``*.py`` file is one
 document, read in sorted order of its path relative to the standard library folder
 (``sysconfig.get_paths()["stdlib"]``). Excluded are third-party packages
 (``site-packages``, ``dist-packages``) and the test suites (folders ``test``, ``tests``
@@ -21,6 +23,7 @@ import sysconfig
 from pathlib import Path
 
 from sedd.data.corpus import Corpus, CorpusSplit
+from sedd.data.errors import DataUnavailableError
 from sedd.data.hashing import FileHashMemo
 from sedd.data.local_corpus import FileSplitReader, summarize_files
 from sedd.data.settings import SPLITS, DataSettings
@@ -52,6 +55,12 @@ def build_stdlib_corpus(settings: DataSettings, memo: FileHashMemo) -> Corpus:
     """Build the ``stdlib`` corpus with hash-assigned train, validation and test files."""
     root = stdlib_root()
     files = tuple(stdlib_files(root))
+    if not files:
+        raise DataUnavailableError(
+            f"no Python source files in the standard library folder {root} (this Python "
+            "installation ships compiled files only); use another corpus, such as corpus: text "
+            "with train_files"
+        )
     fractions = (settings.validation_fraction, settings.test_fraction)
     included = {"train": True, "validation": fractions[0] > 0, "test": fractions[1] > 0}
     splits = {}

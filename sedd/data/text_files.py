@@ -20,7 +20,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from sedd.data.corpus import PIECE_CHARS, Segment, document_segments, split_into_pieces
+from sedd.data.corpus import PIECE_CHARS, Segment, document_segments, split_into_pieces, whitespace_cut
 from sedd.data.errors import DataConfigError
 
 KeyedSegment = tuple[str, Segment]
@@ -34,9 +34,9 @@ _TRAILING_BLANK_LINES = re.compile(r"(?:\n[^\S\n]*)+\Z")
 
 
 def read_pieces(path: Path, start: int = 0, end: int | None = None) -> Iterator[str]:
-    """Yield the text of bytes ``[start, end)`` of ``path`` in pieces cut at line ends.
+    """Yield the text of bytes ``[start, end)`` of ``path`` in pieces cut at whitespace.
 
-    A piece ends after its last newline (else its last space) so that words stay whole.
+    Pieces end where ``whitespace_cut`` puts the cut, so that words stay whole.
     Invalid UTF-8 becomes U+FFFD instead of failing, because one bad byte in a large
     corpus should not stop a run. ``start`` must be at a character boundary.
     """
@@ -53,20 +53,13 @@ def read_pieces(path: Path, start: int = 0, end: int | None = None) -> Iterator[
             if remaining is not None:
                 remaining -= len(block)
             text = carry + decoder.decode(block)
-            cut = _last_break(text)
+            cut = whitespace_cut(text, 0, len(text))
             carry = text[cut:]
             if cut:
                 yield text[:cut]
     carry += decoder.decode(b"", final=True)
     if carry:
         yield carry
-
-
-def _last_break(text: str) -> int:
-    cut = text.rfind("\n")
-    if cut < 0:
-        cut = text.rfind(" ")
-    return cut + 1 if cut >= 0 else len(text)
 
 
 def file_document(path: Path, key: str, start: int = 0, end: int | None = None) -> Iterator[KeyedSegment]:
@@ -89,17 +82,24 @@ def separated_documents(path: Path, key: str, unit: str) -> Iterator[KeyedSegmen
         parts = separator.split(buffer + piece)
         buffer = parts.pop()
         for part in parts:
-            part = _LEADING_BLANK_LINES.sub("", part)
-            if continued or (part and not part.isspace()):
+            if continued:
                 yield f"{key}#{index}", Segment(part, True)
                 index += 1
-            continued = False
+                continued = False
+                continue
+            part = _LEADING_BLANK_LINES.sub("", part)
+            if part and not part.isspace():
+                yield f"{key}#{index}", Segment(part, True)
+                index += 1
         cut = _overflow_cut(buffer)
         if cut:
-            yield f"{key}#{index}", Segment(_LEADING_BLANK_LINES.sub("", buffer[:cut]), False)
+            head = buffer[:cut] if continued else _LEADING_BLANK_LINES.sub("", buffer[:cut])
+            yield f"{key}#{index}", Segment(head, False)
             buffer = buffer[cut:]
             continued = True
-    buffer = _TRAILING_BLANK_LINES.sub("", _LEADING_BLANK_LINES.sub("", buffer))
+    if not continued:
+        buffer = _LEADING_BLANK_LINES.sub("", buffer)
+    buffer = _TRAILING_BLANK_LINES.sub("", buffer)
     if continued or (buffer and not buffer.isspace()):
         yield f"{key}#{index}", Segment(buffer, True)
 
@@ -107,16 +107,14 @@ def separated_documents(path: Path, key: str, unit: str) -> Iterator[KeyedSegmen
 def _overflow_cut(buffer: str) -> int:
     """Return where to cut an unfinished document longer than ``PIECE_CHARS``, or 0.
 
-    The cut goes before the last visible line, so a blank-line run that starts at the
-    end of the buffer is still whole when the next piece arrives.
+    The cut goes before the whitespace that precedes the last visible line, so a
+    blank-line run that starts at the end of the buffer is still whole when the next piece
+    arrives.
     """
     if len(buffer) <= PIECE_CHARS:
         return 0
     end = len(buffer.rstrip())
-    cut = buffer.rfind("\n", 0, end)
-    if cut < 0:
-        cut = buffer.rfind(" ", 0, end)
-    return cut + 1 if cut > 0 else end
+    return whitespace_cut(buffer, 0, end) if end else 0
 
 
 def jsonl_documents(path: Path, key: str, field: str) -> Iterator[KeyedSegment]:
