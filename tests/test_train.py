@@ -401,3 +401,23 @@ def test_cli_invalid_config(tmp_path, capsys):
     code = main(["--config", str(config_path), "--run-dir", str(tmp_path / "run")])
     assert code == 2
     assert "did you mean 'training.lr'?" in capsys.readouterr().err
+
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+TINY_MODEL = (
+    "model.hidden_size=32", "model.cond_dim=16", "model.n_blocks=1", "model.n_heads=2",
+    "data.seq_len=32", "training.batch_size=4", "training.steps=2", "training.eval_blocks=4",
+    "training.eval_times=2", "training.eval_every=0", "training.snapshot_every=0", "gpu=cpu",
+)
+
+
+@pytest.mark.parametrize(
+    "name, extra",
+    [("tinyshakespeare", ()), ("wikitext2", ("data.vocab_size=300", "data.max_bytes=100000"))],
+)
+def test_local_corpus_config_trains(name, extra, shared_data, tmp_path, cache_dir):
+    config = load_config(CONFIGS / f"{name}.yaml", [*TINY_MODEL, *extra, f"data.cache_dir={cache_dir}"])
+    assert Path(config.data.train_files).is_relative_to(shared_data)
+    result = train(config, tmp_path)
+    assert result.status == "completed"
+    assert result.last_val_loss is not None and math.isfinite(result.last_val_loss)

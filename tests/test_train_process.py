@@ -105,7 +105,6 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.mark.slow  # 15 to 21 s on 2 shared cores: two interpreters start and import torch
 def test_torchrun_matches_single_process(tmp_path):
     cache_dir = tmp_path / "cache"
     config_path = _write_config(tmp_path, cache_dir)

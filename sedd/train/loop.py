@@ -14,7 +14,8 @@ import math
 import os
 import time
 from collections import defaultdict
-from contextlib import nullcontext
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,8 +52,9 @@ class TrainResult:
     """The outcome of ``train``.
 
     ``status`` is completed, stopped or diverged (a failed run raises instead). ``timings``
-    holds seconds per loop phase on this process, summed over the run; on CUDA the device
-    runs asynchronously, so time spent waiting on it lands in whichever phase synchronises.
+    contains the seconds per loop phase on this process, summed over the run. On CUDA the
+    device runs asynchronously, so time spent waiting on it lands in whichever phase
+    synchronises.
     """
 
     status: str
@@ -72,12 +74,12 @@ def train(
     tracker: Tracker | None = None,
     resume: str | os.PathLike[str] | None = None,
 ) -> TrainResult:
-    """Train a SEDD model as ``config`` says, writing checkpoints and logs under ``run_dir``.
+    """Train the SEDD model that ``config`` describes, writing checkpoints and logs under ``run_dir``.
 
     Args:
         config: a validated experiment config (``sedd.config.load_config``).
-        run_dir: the run directory; created if needed. A fresh run refuses a directory that
-            already holds checkpoints, so nothing is overwritten by accident.
+        run_dir: the run directory, created if needed. A fresh run rejects a directory that
+            already contains checkpoints, so nothing is overwritten by accident.
         tracker: where rank 0 reports metrics, samples and status; a ``JsonlTracker`` on
             ``run_dir`` by default. ``train`` closes only a tracker it created itself.
         resume: a checkpoint file or a run directory to continue from (its newest
@@ -147,6 +149,8 @@ class Trainer:
         self.best_checkpoint: Path | None = None
         self.last_val_loss: float | None = None
         self.last_heartbeat = 0.0
+        # -1 until a step produces a non-finite loss or gradient norm, then that step.
+        self.first_bad_step = torch.full((), -1, dtype=torch.int64, device=self.context.device)
         self._reset_window()
 
     def run(self) -> TrainResult:
@@ -163,47 +167,50 @@ class Trainer:
             ending = self.step >= training.steps or self.stop_reason is not None
             if self._sync_point(ending) and self._diverged():
                 return self._finish("diverged", self._divergence_message())
-            timer = time.perf_counter()
+            paused = time.perf_counter()
             improved = self._maybe_evaluate(ending)
             self._maybe_snapshot()
             self._maybe_checkpoint(ending, improved)
-            # Step time and tokens/s measure training alone.
-            self.window_start += time.perf_counter() - timer
+            self.window_start += time.perf_counter() - paused  # ms/step counts training only
             if ending:
                 return self._finish(*self._end_status())
 
             # Forward/backward over `accum` micro-batches; DDP averages the gradients.
-            timer = time.perf_counter()
-            micro_batches = self.state.batches.next_step()
-            self.timings["data"] += time.perf_counter() - timer
-            timer = time.perf_counter()
-            loss_sum = self._forward_backward(micro_batches)
+            with self._phase("data"):
+                micro_batches = self.state.batches.next_step()
+            with self._phase("compute"):
+                loss_sum = self._forward_backward(micro_batches)
 
-            # Clip the global gradient norm (with grad_clip 0 the norm is only measured).
-            max_norm = training.grad_clip if training.grad_clip > 0 else math.inf
-            grad_norm = torch.nn.utils.clip_grad_norm_(self.state.model.parameters(), max_norm)
+                # Clip the global gradient norm (with grad_clip 0 the norm is only measured).
+                max_norm = training.grad_clip if training.grad_clip > 0 else math.inf
+                grad_norm = torch.nn.utils.clip_grad_norm_(self.state.model.parameters(), max_norm)
 
-            # Optimizer and EMA step.
-            self.state.optimizer.step()
-            self.state.optimizer.zero_grad(set_to_none=True)
-            self.timings["compute"] += time.perf_counter() - timer
-            timer = time.perf_counter()
-            self.state.ema.update(self.state.model)
+                # Optimizer and EMA step.
+                self.state.optimizer.step()
+                self.state.optimizer.zero_grad(set_to_none=True)
+            with self._phase("ema"):
+                self.state.ema.update(self.state.model)
             self.step += 1
-            self._accumulate(loss_sum, grad_norm)
-            self.timings["ema"] += time.perf_counter() - timer
 
             # Log: `.item()` waits for the device, so values are read only every log_every steps.
-            timer = time.perf_counter()
-            if self.step % training.log_every == 0:
-                self._log(lr)
-            self._maybe_heartbeat()
-            self.timings["log"] += time.perf_counter() - timer
+            with self._phase("metrics"):
+                self._accumulate(loss_sum, grad_norm)
+                if self.step % training.log_every == 0:
+                    self._log(lr)
+                self._maybe_heartbeat()
 
             # Stop on SIGTERM/SIGINT or the wall-clock limit; the next pass checkpoints.
-            timer = time.perf_counter()
-            self.stop_reason = self._check_stop()
-            self.timings["stop_check"] += time.perf_counter() - timer
+            with self._phase("stop_check"):
+                self.stop_reason = self._check_stop()
+
+    @contextmanager
+    def _phase(self, name: str) -> Iterator[None]:
+        """Add the block's wall time to ``timings[name]``."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[name] += time.perf_counter() - start
 
     # Forward and backward.
 
@@ -238,9 +245,9 @@ class Trainer:
             total += loss.detach().sum()
         return total
 
-    def _autocast(self):
-        # bf16 on CUDA only: CPU autocast is slow for these shapes and MPS lacks bf16 matmuls
-        # on older systems. The loss itself is always formed in float32.
+    def _autocast(self) -> torch.autocast:
+        # bf16 autocast on CUDA only; the CPU and MPS train in float32. The loss function
+        # forms the score entropy in float32 in either case.
         device_type = self.context.device.type
         return torch.autocast(device_type, dtype=torch.bfloat16, enabled=device_type == "cuda")
 
@@ -252,9 +259,6 @@ class Trainer:
         self.window_grad = torch.zeros((), dtype=torch.float64, device=device)
         self.window_steps = 0
         self.window_start = time.perf_counter()
-        if not hasattr(self, "first_bad_step"):
-            # -1 until a step produces a non-finite loss or gradient norm, then that step.
-            self.first_bad_step = torch.full((), -1, dtype=torch.int64, device=device)
 
     def _accumulate(self, loss_sum: torch.Tensor, grad_norm: torch.Tensor) -> None:
         self.window_loss += loss_sum.double()
@@ -459,7 +463,7 @@ class Trainer:
     # Stopping.
 
     def _check_stop(self) -> str | None:
-        """Return "signal", "time" or None; under DDP every rank gets the same answer."""
+        """Return "signal", "time" or None. Under DDP every rank returns the same value."""
         limit = self.training.max_minutes
         out_of_time = limit is not None and time.monotonic() - self.started >= 60 * limit
         signal_flag, time_flag = float(self.stop.requested), float(out_of_time)

@@ -93,17 +93,7 @@ def set_up_run(
 
     # Every rank builds the same initial weights (DDP would also broadcast rank 0's).
     seed_everything(training.seed)
-    model_config = ModelConfig(
-        num_tokens=bundle.tokenizer.vocab_size,
-        graph=config.diffusion.graph_type,
-        hidden_size=config.model.hidden_size,
-        cond_dim=config.model.cond_dim,
-        n_blocks=config.model.n_blocks,
-        n_heads=config.model.n_heads,
-        length=seq_len,
-        dropout=config.model.dropout,
-        scale_by_sigma=config.model.scale_by_sigma,
-    )
+    model_config = build_model_config(config, bundle.tokenizer.vocab_size)
     model = SEDD(model_config).to(context.device)
     ddp = _wrap_ddp(model, context)
     optimizer = build_optimizer(model, training, context.device)
@@ -133,6 +123,21 @@ def set_up_run(
         config_dict=config_to_dict(config),
         info=_run_info(config, context, model, bundle, micro, checkpoint_path, start_step),
         data_check=_decode_first_block(bundle),
+    )
+
+
+def build_model_config(config: ExperimentConfig, num_tokens: int) -> ModelConfig:
+    """Return the model's hyperparameters: the ``model`` section, the graph, the block length."""
+    return ModelConfig(
+        num_tokens=num_tokens,
+        graph=config.diffusion.graph_type,
+        hidden_size=config.model.hidden_size,
+        cond_dim=config.model.cond_dim,
+        n_blocks=config.model.n_blocks,
+        n_heads=config.model.n_heads,
+        length=config.data.seq_len,
+        dropout=config.model.dropout,
+        scale_by_sigma=config.model.scale_by_sigma,
     )
 
 
