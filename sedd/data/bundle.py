@@ -95,6 +95,11 @@ def prepare_data(
             "blocks": blocks.num_blocks,
             "token_file": meta["token_file"],
         }
+    logger.info(
+        "data: corpus %s, %s tokenizer with %d tokens, seq_len %d, blocks %s",
+        corpus.name, tokenizer.name, tokenizer.vocab_size, settings.seq_len,
+        ", ".join(f"{name} {info['blocks']}" for name, info in split_info.items()),
+    )
     fingerprint = {
         "corpus": corpus.name,
         "tokenizer": tokenizer.identity,
