@@ -1,7 +1,8 @@
 """Unconditional samples and their diversity and quality.
 
-Samples are drawn with ``sedd.sampling.sample``, whose categorical draws use float64 noise
-(see ``sedd.categorical``), so low-probability tokens are not cut off. Distinct-n and
+Samples are drawn with ``sedd.sampling.sample`` from float64 scores, and its categorical
+draws use float64 noise (see ``sedd.categorical``), so low-probability tokens are not cut
+off. Distinct-n and
 Self-BLEU count whitespace-separated words of the decoded text, which makes them comparable
 across tokenizers. The sample entropy counts the model's own tokens, as Zheng et al.
 (arXiv:2409.02908) do. Generative perplexity needs a reference model and is skipped with a
@@ -23,7 +24,7 @@ from sedd.eval import (
     mean_sample_entropy,
     self_bleu,
 )
-from sedd.sampling import model_score_fn, sample
+from sedd.sampling import ScoreFn, model_log_score_fn, sample
 from workbench.analysis.loading import LoadedRun
 from workbench.analysis.progress import Progress
 from workbench.analysis.results import AnalysisResult, Measurement
@@ -32,6 +33,20 @@ from workbench.analysis.settings import AnalysisSettings
 logger = logging.getLogger(__name__)
 
 DISTINCT_ORDERS = (1, 2, 3, 4)
+
+
+def float64_score_fn(model: torch.nn.Module) -> ScoreFn:
+    """Return a score function giving float64 ``(B, L, D)`` scores, exponentiated in float64.
+
+    The predictors then form their rates and probabilities in float64 too. That doubles the
+    memory of one ``(B, L, D)`` tensor (400 MB per sequence of 1,024 GPT-2 tokens).
+    """
+    log_score_fn = model_log_score_fn(model)
+
+    def score_fn(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        return log_score_fn(x, sigma).to(torch.float64).exp()
+
+    return score_fn
 
 
 def sampler_settings(loaded: LoadedRun, settings: AnalysisSettings) -> dict[str, Any]:
@@ -48,7 +63,7 @@ def sampler_settings(loaded: LoadedRun, settings: AnalysisSettings) -> dict[str,
 def draw_samples(loaded: LoadedRun, settings: AnalysisSettings, progress: Progress) -> torch.Tensor:
     """Draw ``settings.num_samples`` sequences, int64 ``(N, L)`` on the CPU."""
     sampler = sampler_settings(loaded, settings)
-    score_fn = model_score_fn(loaded.model)
+    score_fn = float64_score_fn(loaded.model)
     generator = torch.Generator(device=loaded.device).manual_seed(settings.seed)
     batches = []
     remaining = settings.num_samples
@@ -90,7 +105,7 @@ def run_generation(loaded: LoadedRun, settings: AnalysisSettings, progress: Prog
         "samples": len(texts),
         "length": loaded.seq_len,
         **sampler_settings(loaded, settings),
-        "categorical_draws": "float64 noise (sedd.categorical)",
+        "precision": "float64 scores and predictor arithmetic; categorical draws with float64 noise",
         "seed": settings.seed,
         "self_bleu": bleu.protocol(),
         "distinct_unit": "whitespace-separated words of the decoded text, counted over all samples",

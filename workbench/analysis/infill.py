@@ -17,8 +17,8 @@ from torch import Tensor
 from sedd.eval import most_frequent_fill, score_infill, span_mask
 from sedd.eval.infill_metrics import InfillScores, Span, validate_spans
 from sedd.infill import InfillTemplate
-from sedd.sampling import model_score_fn, sample
-from workbench.analysis.generation import sampler_settings
+from sedd.sampling import sample
+from workbench.analysis.generation import float64_score_fn, sampler_settings
 from workbench.analysis.loading import LoadedRun
 from workbench.analysis.progress import Progress
 from workbench.analysis.results import AnalysisResult, Measurement
@@ -90,7 +90,7 @@ def fill_blocks(
 ) -> Tensor:
     """Fill ``spans`` of each int64 ``(N, L)`` block with the conditional sampler; ``(N, L)`` on the CPU."""
     sampler = sampler_settings(loaded, settings)
-    score_fn = model_score_fn(loaded.model)
+    score_fn = float64_score_fn(loaded.model)
     generator = torch.Generator(device=loaded.device).manual_seed(settings.seed + 1)
     total = blocks.shape[0] * sampler["steps"]
     filled = []

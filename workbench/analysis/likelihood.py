@@ -75,7 +75,9 @@ def run_zero_shot(loaded: LoadedRun, settings: AnalysisSettings, progress: Progr
     for corpus in settings.zero_shot_corpora:
         files = settings.zero_shot_files.get(corpus)
         try:
-            data = zero_shot_blocks(loaded, corpus, files, settings.zero_shot_blocks)
+            with progress.task(f"zero_shot: reading {corpus}", 1) as update:
+                data = zero_shot_blocks(loaded, corpus, files, settings.zero_shot_blocks)
+                update(1, 1)
         except (DataConfigError, DataUnavailableError) as error:
             logger.warning("zero-shot %s skipped: %s", corpus, error)
             skipped[corpus] = str(error)
