@@ -81,6 +81,17 @@ def run_variant(name: str, overrides: list[str], steps: int, cache_dir: Path) ->
     }
 
 
+def _cpu_name() -> str:
+    """Return the CPU model from /proc/cpuinfo on Linux, else what ``platform`` reports."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass  # not Linux
+    return platform.processor() or platform.machine()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=20, help="optimizer steps per variant")
@@ -108,7 +119,7 @@ def main() -> None:
         "command": "python " + " ".join(shlex.quote(arg) for arg in [os.path.relpath(__file__, REPO_ROOT), *sys.argv[1:]]),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": {
-            "cpu": platform.processor() or platform.machine(),
+            "cpu": _cpu_name(),
             "cores": os.cpu_count(),
             "torch_threads": torch.get_num_threads(),
             "torch": torch.__version__,

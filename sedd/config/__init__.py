@@ -1,8 +1,8 @@
 """Typed experiment config: schema, validation, YAML loading and overrides.
 
 ``load_config("configs/quickstart.yaml", overrides=["training.lr=1e-4"])`` returns a
-validated ``ExperimentConfig``; any problem raises ``ConfigError`` (a ``ValueError``) that
-names the key path, the value, what is allowed and, for YAML text, the line.
+validated ``ExperimentConfig``. Any problem raises ``ConfigError``, a ``ValueError`` that
+names the key path, the value and what is allowed, plus the line for YAML text.
 """
 
 from sedd.config.loading import (

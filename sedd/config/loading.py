@@ -44,8 +44,8 @@ def load_config(
 ) -> ExperimentConfig:
     """Load and validate an experiment config from a YAML file path or YAML text.
 
-    A ``Path``, or a string without a line break that names an existing file or ends in
-    ``.yaml``/``.yml``, is read as a file; any other string is YAML text. ``overrides`` are
+    A ``Path`` is read as a file, and so is a string without a line break that names an
+    existing file or ends in ``.yaml``/``.yml``. Any other string is YAML text. ``overrides`` are
     ``key.path=value`` strings whose values are parsed as YAML, e.g. ``training.lr=1e-4``.
     Raises ``ConfigError`` carrying the key path and, for keys from the text, the line.
     """

@@ -1,8 +1,8 @@
 """The experiment config schema: one dataclass per YAML section.
 
-Field types drive validation (``sedd.config.validate`` walks the type hints), and the
-``metadata`` of a field adds what a type cannot say: numeric bounds, a string pattern and a
-one-line help text that the workbench shows beside the key. Defaults are the SEDD small
+Field types drive validation, because ``sedd.config.validate`` walks the type hints. The
+``metadata`` of a field adds what a type cannot express: numeric bounds, a string pattern
+and a one-line help text that the workbench shows beside the key. Defaults are the SEDD small
 model of Lou, Meng and Ermon (arXiv:2310.16834) where the paper fixes a value.
 """
 

@@ -63,9 +63,9 @@ _MISSING_VALUE = object()
 class ConfigError(ValueError):
     """An invalid experiment config.
 
-    ``path`` is the dotted key path (``training.lr``, ``training.betas[1]``; empty for the
-    whole file), ``line`` the 1-based line of that key in the YAML text, or None when the
-    config did not come from text or the key is absent from it. An error that gathers several
+    ``path`` is the dotted key path, such as ``training.lr`` or ``training.betas[1]``, and is
+    empty for the whole file. ``line`` is the 1-based line of that key in the YAML text. It
+    is None when the config did not come from text or the key is absent from it. An error that gathers several
     problems lists them in ``errors``; its own ``path`` and ``line`` are those of the first.
     """
 
@@ -95,8 +95,8 @@ class ConfigError(ValueError):
 def validate_dict(data: Any, *, lines: Mapping[str, int | None] | None = None) -> ExperimentConfig:
     """Build an ``ExperimentConfig`` from plain data, raising ``ConfigError`` when it is invalid.
 
-    ``lines`` maps dotted key paths to 1-based YAML line numbers, or to None for a key whose
-    value did not come from the text (an override); the loader builds it.
+    ``lines`` is built by the loader. It maps dotted key paths to 1-based YAML line numbers,
+    or to None for a key whose value did not come from the text (an override).
     Missing keys take their defaults, ``exp_id`` excepted. Cross-field rules are checked
     once every key has the right type.
     """
@@ -153,7 +153,7 @@ def _model_problems(config: ExperimentConfig) -> list[tuple[str, str]]:
             "embeddings rotate pairs of features; choose n_heads so hidden_size / n_heads is even",
         ))
     # Rejected rather than ignored: the offset -log(e^sigma - 1) - log(D - 1) is derived for the
-    # absorbing graph, and silently training a different model than the file says is worse.
+    # absorbing graph, and silently training another model than the file describes is worse.
     if model.scale_by_sigma and config.diffusion.graph_type == "uniform":
         problems.append((
             "model.scale_by_sigma",
@@ -195,7 +195,12 @@ def _data_problems(config: ExperimentConfig) -> list[tuple[str, str]]:
 
 
 def _gpu_problems(gpu: Any) -> list[tuple[str, str]]:
-    indices = gpu if isinstance(gpu, list) else [gpu] if isinstance(gpu, int) else []
+    if isinstance(gpu, list):
+        indices = gpu
+    elif isinstance(gpu, int):
+        indices = [gpu]
+    else:
+        indices = []  # "cpu" or "auto"
     problems = []
     if isinstance(gpu, list) and not gpu:
         problems.append(("gpu", "an empty list selects no device; use 'cpu', 'auto' or list GPU indices"))

@@ -1,11 +1,11 @@
 """Training checkpoints: atomic writes, retention of the latest N and the best, lookup for resume.
 
-A checkpoint is one ``torch.save`` file holding everything a run needs to continue on the
-same trajectory: ``format``, ``step``, ``model``, ``optimizer``, ``ema``, ``rng`` (one entry
-per rank), ``sampler`` (one entry per rank), ``best_val_loss``, ``val_loss``,
-``world_size``, ``config`` (the resolved experiment config as plain data),
-``model_config`` and ``data_fingerprint``. Files are named ``step_<N>.pt``; ``best.pt`` is
-the checkpoint with the lowest validation loss so far.
+A checkpoint is one ``torch.save`` file with everything a run needs to continue on the same
+trajectory. Its keys are ``format``, ``step``, ``model``, ``optimizer``, ``ema``, ``rng`` (a
+list with one entry per rank), ``sampler`` (the data position, the same on every rank),
+``best_val_loss``, ``val_loss``, ``world_size``, ``config`` (the resolved experiment config
+as plain data), ``model_config`` and ``data_fingerprint``. Files are named ``step_<N>.pt``,
+and ``best.pt`` is the checkpoint with the lowest validation loss so far.
 """
 
 from __future__ import annotations

@@ -43,7 +43,7 @@ def select_device(gpu: Any, local_rank: int = 0) -> torch.device:
     """Return the device for this process from the config's ``gpu`` value.
 
     ``"cpu"`` is the CPU. ``"auto"`` is ``cuda:<local_rank>`` when CUDA is available, else the
-    CPU. An index or a list of indices names GPUs; when a launcher has set
+    CPU. An index or a list of indices names GPUs. When a launcher has set
     ``CUDA_VISIBLE_DEVICES``, the chosen GPUs are already the only visible ones, so process
     ``local_rank`` takes visible device ``local_rank``. Without that variable, a list gives
     process ``local_rank`` the GPU at that position. Raises ``ValueError`` when GPUs are

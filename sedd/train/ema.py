@@ -13,9 +13,9 @@ class EMA:
     """A float32 shadow copy of every trainable parameter, updated after each optimizer step.
 
     The update is ``shadow <- decay_n * shadow + (1 - decay_n) * param`` with
-    ``decay_n = min(decay, (1 + n) / (10 + n))`` after ``n`` updates. The ramp keeps the
-    average from being dominated by the random initial weights during the first thousands of
-    steps, which matters for short runs; the official SEDD training uses the same ramp.
+    ``decay_n = min(decay, (1 + n) / (10 + n))`` for the ``n``-th update. Without the ramp a
+    decay of 0.9999 would keep the random initial weights in the average for tens of
+    thousands of steps, which ruins short runs. The official SEDD training uses the same ramp.
     """
 
     def __init__(self, model: nn.Module, decay: float):

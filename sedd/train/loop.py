@@ -157,6 +157,8 @@ class Trainer:
         training = self.training
         self.tracker.run_started(self.state.info)
         self._log_start()
+        # A signal during start-up (data preparation can take minutes) ends the run at once.
+        self.stop_reason = self._check_stop()
         while True:
             # Set lr: linear warmup to the peak, then constant.
             lr = learning_rate(self.step, training.lr, training.warmup)
@@ -248,6 +250,8 @@ class Trainer:
     def _autocast(self) -> torch.autocast:
         # bf16 autocast on CUDA only; the CPU and MPS train in float32. The loss function
         # forms the score entropy in float32 in either case.
+        # NOTE: the CUDA paths (bf16 autocast, fused AdamW, NCCL) have not been run. Compare a
+        # short run with a CPU run of the same config before a long one.
         device_type = self.context.device.type
         return torch.autocast(device_type, dtype=torch.bfloat16, enabled=device_type == "cuda")
 

@@ -218,7 +218,8 @@ def _restore(
     optimizer.load_state_dict(checkpoint["optimizer"])
     ema.load_state_dict(checkpoint["ema"])
     # The sampler position counts blocks of the global stream, so it carries over to any
-    # number of processes; the global generators (dropout) are per rank and may not.
+    # number of processes. The global generators (dropout) are per rank and carry over only
+    # to the same number of processes.
     batches.load_state_dict(checkpoint["sampler"])
     if checkpoint["world_size"] == context.world_size:
         restore_rng_state(checkpoint["rng"][context.rank])

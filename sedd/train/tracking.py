@@ -1,4 +1,4 @@
-"""Where a training run reports: the ``Tracker`` protocol and the default ``JsonlTracker``.
+"""Run reporting: the ``Tracker`` protocol and the default ``JsonlTracker``.
 
 The trainer calls a tracker on rank 0 only. ``JsonlTracker`` writes three files in the run
 directory, each safe to read while the run is going:
@@ -162,7 +162,7 @@ def write_text_atomically(path: Path, text: str) -> None:
 
 
 def _json_number(value: Any) -> Any:
-    # JSON has no NaN or infinity; write them as strings so the row stays valid JSON and a
+    # JSON has no NaN or infinity. Writing them as strings keeps the row valid JSON, and a
     # reader still sees that the value was not finite.
     value = float(value)
     return value if math.isfinite(value) else str(value)
