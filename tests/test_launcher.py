@@ -173,6 +173,13 @@ def test_stop_finished_run_rejected(store: Store) -> None:
         launcher.stop(run_id)
 
 
+def test_stop_unstarted_run(store: Store) -> None:
+    run = store.create_run("exp")
+    stopped = Launcher(store).stop(run.id)
+    assert stopped.status is RunStatus.STOPPED
+    assert stopped.message == "stopped before its process started"
+
+
 def test_stop_remote_run_rejected(store: Store) -> None:
     run = store.create_run("exp")
     store.update_run(run.id, status=RunStatus.RUNNING, host="gpu-box-7", pid=12345)

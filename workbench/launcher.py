@@ -26,7 +26,6 @@ from workbench.errors import LaunchFailed, RemoteRun, RunNotActive
 from workbench.reconcile import ProcessState, process_state, reconcile_runs, this_host
 from workbench.store import Run, RunStatus, Store
 from workbench.store.engine import DB_ENV_VAR, is_in_memory
-from workbench.store.models import utc_now
 
 logger = logging.getLogger(__name__)
 
@@ -188,7 +187,11 @@ class Launcher:
             raise RunNotActive(f"run {run_id} is already {run.status.value}; there is nothing to stop")
         if run.host is not None and run.host != self.host:
             raise RemoteRun(f"run {run_id} runs on host {run.host}; run `workbench stop {run_id}` there")
-        if run.pid is None or not self.is_alive(run):
+        if run.pid is None:
+            # A worker that starts later finds the run final and exits at once.
+            self.store.finish_run(run_id, RunStatus.STOPPED, only_if_active=True, message="stopped before its process started")
+            return self.store.get_run(run_id)
+        if not self.is_alive(run):
             self.reconcile()
             return self.store.get_run(run_id)
 
