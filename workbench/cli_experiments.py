@@ -30,7 +30,7 @@ def init(ctx: typer.Context) -> None:
 @handle_errors
 def new(
     ctx: typer.Context,
-    exp_id: Annotated[str, typer.Argument(help="Id of the new experiment; replaces the config's exp_id.")],
+    exp_id: Annotated[str, typer.Argument(metavar="EXP", help="Id of the new experiment; replaces the config's exp_id.")],
     config: Annotated[Path, typer.Option("--config", "-c", help="YAML experiment config file.")],
     overrides: SetOption = None,
 ) -> None:
@@ -56,7 +56,7 @@ def list_experiments(ctx: typer.Context) -> None:
 @handle_errors
 def show(
     ctx: typer.Context,
-    exp_id: Annotated[str, typer.Argument(help="Experiment id.")],
+    exp_id: Annotated[str, typer.Argument(metavar="EXP", help="Experiment id.")],
 ) -> None:
     """Show an experiment: its config, notes and runs."""
     with state(ctx).workbench() as workbench:
@@ -83,8 +83,8 @@ def show(
 @handle_errors
 def clone(
     ctx: typer.Context,
-    exp_id: Annotated[str, typer.Argument(help="Experiment to copy.")],
-    new_exp_id: Annotated[str, typer.Argument(help="Id of the copy.")],
+    exp_id: Annotated[str, typer.Argument(metavar="EXP", help="Experiment to copy.")],
+    new_exp_id: Annotated[str, typer.Argument(metavar="NEW_EXP", help="Id of the copy.")],
     overrides: SetOption = None,
 ) -> None:
     """Copy an experiment's config under a new id (with overrides); the original is recorded as parent."""
@@ -97,7 +97,7 @@ def clone(
 @handle_errors
 def update(
     ctx: typer.Context,
-    exp_id: Annotated[str, typer.Argument(help="Experiment id.")],
+    exp_id: Annotated[str, typer.Argument(metavar="EXP", help="Experiment id.")],
     config: Annotated[Optional[Path], typer.Option("--config", "-c", help="Replace the config with this YAML file.")] = None,
     overrides: SetOption = None,
 ) -> None:
@@ -111,7 +111,7 @@ def update(
 @handle_errors
 def delete(
     ctx: typer.Context,
-    exp_id: Annotated[str, typer.Argument(help="Experiment id.")],
+    exp_id: Annotated[str, typer.Argument(metavar="EXP", help="Experiment id.")],
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Delete without asking.")] = False,
 ) -> None:
     """Delete an experiment and its run records (run folders on disk are kept)."""

@@ -30,7 +30,7 @@ GENERATED_STYLE = "bold cyan"
 @handle_errors
 def sample(
     ctx: typer.Context,
-    run_id: Annotated[int, typer.Argument(help="Run whose EMA model samples.")],
+    run_id: Annotated[int, typer.Argument(metavar="RUN", help="Run whose EMA model samples.")],
     steps: StepsOption = None,
     num: Annotated[int, typer.Option(min=1, help="Number of samples.")] = 4,
     length: Annotated[Optional[int], typer.Option(min=1, help="Tokens per sample. [default: data.seq_len]")] = None,
@@ -52,7 +52,7 @@ def sample(
 @handle_errors
 def infill(
     ctx: typer.Context,
-    run_id: Annotated[int, typer.Argument(help="Run whose EMA model fills in the text.")],
+    run_id: Annotated[int, typer.Argument(metavar="RUN", help="Run whose EMA model fills in the text.")],
     prefix: Annotated[str, typer.Option(help="Text before the generated span.")] = "",
     suffix: Annotated[str, typer.Option(help="Text after the generated span.")] = "",
     length: Annotated[int, typer.Option(min=1, help="Tokens to generate between prefix and suffix.")] = 32,

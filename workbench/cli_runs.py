@@ -27,7 +27,7 @@ ForegroundOption = Annotated[
 @handle_errors
 def run(
     ctx: typer.Context,
-    exp_id: Annotated[str, typer.Argument(help="Experiment to train.")],
+    exp_id: Annotated[str, typer.Argument(metavar="EXP", help="Experiment to train.")],
     gpu: GpuOption = None,
     foreground: ForegroundOption = False,
 ) -> None:
@@ -41,7 +41,7 @@ def run(
 @handle_errors
 def resume(
     ctx: typer.Context,
-    run_id: Annotated[int, typer.Argument(help="Run whose latest checkpoint the new run continues from.")],
+    run_id: Annotated[int, typer.Argument(metavar="RUN", help="Run whose latest checkpoint the new run continues from.")],
     gpu: GpuOption = None,
     foreground: ForegroundOption = False,
 ) -> None:
@@ -56,7 +56,7 @@ def resume(
 @handle_errors
 def status(
     ctx: typer.Context,
-    exp_id: Annotated[Optional[str], typer.Argument(help="Only the runs of this experiment.")] = None,
+    exp_id: Annotated[Optional[str], typer.Argument(metavar="EXP", help="Only the runs of this experiment.")] = None,
     active: Annotated[bool, typer.Option("--active", help="Only queued and running runs.")] = False,
 ) -> None:
     """List runs with their status, after marking runs whose process is gone as failed or lost."""
@@ -72,7 +72,7 @@ def status(
 @handle_errors
 def logs(
     ctx: typer.Context,
-    run_id: Annotated[int, typer.Argument(help="Run id.")],
+    run_id: Annotated[int, typer.Argument(metavar="RUN", help="Run id.")],
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines until the run ends.")] = False,
     lines: Annotated[int, typer.Option("--lines", "-n", min=0, help="Number of last lines to print first.")] = 50,
 ) -> None:
@@ -93,7 +93,7 @@ def logs(
 @handle_errors
 def stop(
     ctx: typer.Context,
-    run_id: Annotated[int, typer.Argument(help="Run id.")],
+    run_id: Annotated[int, typer.Argument(metavar="RUN", help="Run id.")],
     grace: Annotated[
         Optional[float], typer.Option(min=0, help="Seconds to wait for a checkpoint before SIGKILL. [default: 60]")
     ] = None,

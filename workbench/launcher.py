@@ -80,6 +80,7 @@ class Launcher:
         if self.worker_command is not None:
             return [*self.worker_command, *arguments]
         if len(devices) > 1:
+            # NOTE: the tests run on CPU only, so this torchrun path is checked as a command, never run.
             return [
                 sys.executable, "-m", "torch.distributed.run", "--standalone",
                 "--nproc_per_node", str(len(devices)), "-m", WORKER_MODULE, *arguments,

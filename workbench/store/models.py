@@ -154,7 +154,8 @@ class Run(Base):
     ended_at: Mapped[Optional[datetime]]
 
     experiment: Mapped[Experiment] = relationship(back_populates="runs")
-    resumed_from: Mapped[Optional[Run]] = relationship(remote_side="Run.id")
+    resumed_from: Mapped[Optional[Run]] = relationship(back_populates="resumed_by", remote_side="Run.id")
+    resumed_by: Mapped[list[Run]] = relationship(back_populates="resumed_from")
     metrics: Mapped[list[Metric]] = relationship(
         back_populates="run", cascade="all, delete-orphan", passive_deletes=True
     )
