@@ -254,6 +254,28 @@ def test_analyze_run_needs_one_experiment(char_store):
     assert "--run 1 names one run" in result.output
 
 
+def test_analyze_run_of_other_experiment(char_store):
+    store = Store(str(char_store[0]))
+    untrained_run = store.list_runs("untrained")[0].id
+    store.close()
+    result = _invoke(char_store[0], "analyze", "tiny", "--run", str(untrained_run))
+    assert result.exit_code == 1
+    assert f"run {untrained_run} belongs to experiment 'untrained', not 'tiny'" in result.output
+
+
+def test_analyze_rejects_bad_device(char_store):
+    result = _invoke(char_store[0], "analyze", "tiny", "--device", "tpu9")
+    assert result.exit_code == 1
+    assert "invalid --device 'tpu9'" in result.output
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this host has CUDA")
+def test_analyze_rejects_cuda_without_gpu(char_store):
+    result = _invoke(char_store[0], "analyze", "tiny", "--device", "cuda")
+    assert result.exit_code == 1
+    assert "needs CUDA, which this host does not have" in result.output
+
+
 def test_analyze_rejects_spread_settings(char_store):
     result = _invoke(char_store[0], "analyze", "tiny", "--infill-spans", "3")
     assert result.exit_code == 1
@@ -295,13 +317,21 @@ def word_store(tmp_path_factory, shared_data) -> Path:
     return db
 
 
+def _head(source: Path, target: Path, lines: int) -> Path:
+    """Copy the first ``lines`` lines of ``source`` to ``target``: enough text, little tokenizing."""
+    with open(source, encoding="utf-8") as file:
+        target.write_text("".join(line for _, line in zip(range(lines), file)), encoding="utf-8")
+    return target
+
+
 @pytest.fixture(scope="module")
 def zero_shot_summary(word_store, shared_data) -> tuple[object, dict]:
+    ptb = _head(shared_data / "ptb" / "ptb.test.txt", word_store.parent / "ptb.test.txt", 300)
+    lambada = _head(shared_data / "lambada" / "lambada_test.jsonl", word_store.parent / "lambada_test.jsonl", 30)
     result = _invoke(
         word_store, "analyze", "words", "-a", "zero_shot", "--quiet", "--bound-times", "2", "--zero-shot-blocks", "2",
         "--zero-shot", "ptb", "--zero-shot", "lambada", "--zero-shot", "wikitext103",
-        "--zero-shot-files", f"ptb={shared_data / 'ptb' / 'ptb.test.txt'}",
-        "--zero-shot-files", f"lambada={shared_data / 'lambada' / 'lambada_test.jsonl'}",
+        "--zero-shot-files", f"ptb={ptb}", "--zero-shot-files", f"lambada={lambada}",
     )  # fmt: skip
     summary_path = word_store.parent / "analysis_results" / "words" / "summary.yaml"
     return result, yaml.safe_load(summary_path.read_text()) if summary_path.exists() else {}

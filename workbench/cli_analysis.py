@@ -153,8 +153,9 @@ def analyze(
         "infill_layout": infill_layout.value if infill_layout else None, "infill_spans": infill_spans,
         "batch_size": batch_size, "seed": seed, "device": device or default_device(),
     }  # fmt: skip
-    given = {key: value for key, value in options.items() if value is not None}
-    settings = build_settings(quick, reference_model, given)
+    explicit_options = {key: value for key, value in options.items() if value is not None}
+    settings = build_settings(quick, reference_model, explicit_options)
+    check_device(settings.device)
 
     from workbench import cli_format
 
@@ -220,6 +221,25 @@ def build_settings(quick: bool, reference_model: str | None, options: dict[str, 
         return AnalysisSettings.quick(**options) if quick else AnalysisSettings(**options)
     except ValueError as error:
         raise AnalysisError(f"invalid analysis settings: {error}") from error
+
+
+def check_device(device: str) -> None:
+    """Raise AnalysisError unless torch can use ``device`` on this host."""
+    import torch
+
+    from workbench.analysis.loading import AnalysisError
+
+    try:
+        parsed = torch.device(device)
+    except RuntimeError as error:
+        raise AnalysisError(f"invalid --device {device!r}: {error}; use cpu, cuda or cuda:N") from error
+    if parsed.type == "cuda" and not torch.cuda.is_available():
+        raise AnalysisError(f"--device {device} needs CUDA, which this host does not have; use --device cpu")
+    if parsed.type == "cuda" and parsed.index is not None and parsed.index >= torch.cuda.device_count():
+        raise AnalysisError(
+            f"--device {device} names GPU {parsed.index}, but this host has {torch.cuda.device_count()}; "
+            f"use an index below {torch.cuda.device_count()}"
+        )
 
 
 def default_device() -> str:

@@ -13,7 +13,7 @@ import logging
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 
@@ -53,6 +53,10 @@ class _Context:
                 update(1, 1)
         return self._test
 
+    def data_fingerprints(self) -> dict[str, Any]:
+        """Return the fingerprint of the test blocks under ``test``, if they were read."""
+        return {} if self._test is None else {"test": self._test.fingerprint}
+
 
 def _bound(context: _Context) -> AnalysisResult:
     return run_bound(context.loaded, context.test_data(), context.settings, context.progress)
@@ -68,8 +72,9 @@ def _generation(context: _Context) -> AnalysisResult:
 
 def _infill(context: _Context) -> AnalysisResult:
     data = context.test_data()
-    chosen = torch.zeros(len(data.blocks), dtype=torch.bool)
-    chosen[torch.from_numpy(evenly_spaced(len(data.blocks), context.settings.infill_examples))] = True
+    picked = torch.from_numpy(evenly_spaced(len(data.blocks), context.settings.infill_examples))
+    chosen = torch.zeros(len(data.blocks), dtype=torch.bool, device=data.blocks.device)
+    chosen[picked.to(chosen.device)] = True
     examples, rest = data.blocks[chosen], data.blocks[~chosen]
     result = run_infill(context.loaded, examples, rest, context.settings, context.progress)
     result.protocol["source"] = data.protocol()
@@ -116,8 +121,7 @@ def analyze_experiment(
     )
     for name in settings.analyses:
         report.results.append(_run_one(name, context))
-    if context._test is not None:
-        report.data["test"] = context._test.fingerprint
+    report.data = context.data_fingerprints()
     report.wall_time_s = time.perf_counter() - started
 
     folder = Path(output_root) if output_root is not None else store.workdir
