@@ -148,6 +148,9 @@ def _follow_with_progress(workbench: Workbench, run: Run, out: Console) -> None:
         )
         for progress in workbench.follow_run(run.id):
             _show(display, task, progress)
+            if progress.finished:
+                # A run that max_minutes ends early is done; a full bar replaces the stale ETA.
+                display.update(task, total=progress.step, total_steps=progress.step)
 
 
 def _show(display: object, task: object, progress: RunProgress) -> None:
