@@ -95,8 +95,8 @@ def elbo(
     survive to t = 1). It is taken as 0, the value for the forward process conditioned on
     being fully masked at t = 1. That conditioning changes the integral by a relative amount
     of order ``L * e^-sigma(1)``, which is neglected. In the same example with
-    ``LogLinearNoise(1e-3)`` and exact scores, it leaves the estimate 0.006 nats (at most
-    0.01) below ``-log p(x0)`` on average.
+    ``LogLinearNoise(1e-3)`` and exact scores, the expected estimate falls below
+    ``-log p(x0)`` by 0.006 nats on average and by 0.01 at most.
 
     Args:
         log_score_fn: ``(x int64 (N, L), sigma float (N,)) -> float (N, L, D)`` log-scores,
@@ -117,7 +117,7 @@ def elbo(
     dtype = torch.float32 if x0.device.type == "mps" else torch.float64
     batch_size = x0.shape[0]
 
-    # Stratified times: sequence b gets one time in each interval [k/K, (k+1)/K) of [eps, 1].
+    # Stratified times: each sequence gets one time in each of the K equal intervals of [eps, 1].
     offsets = torch.rand(batch_size, num_times, dtype=dtype, device=x0.device, generator=generator)
     strata = torch.arange(num_times, dtype=dtype, device=x0.device)
     times = eps + (1 - eps) * (strata + offsets) / num_times  # (B, K)

@@ -341,7 +341,7 @@ def unmasking_weights() -> torch.Tensor:
 
 def draw_rows(race, weights: torch.Tensor, rows: int, seed: int) -> torch.Tensor:
     generator = torch.Generator().manual_seed(seed)
-    chunk = 500  # (500, 50001) float64 is 200 MB per temporary
+    chunk = 200  # (200, 50001) float64 is 80 MB per temporary
     return torch.cat([race(weights.expand(chunk, -1), generator) for _ in range(rows // chunk)])
 
 

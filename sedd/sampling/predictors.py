@@ -125,7 +125,7 @@ class EulerPredictor(Predictor):
 
 @register_predictor("analytic")
 class AnalyticPredictor(Predictor):
-    """Tweedie tau-leaping: draw each token from its exact one-token posterior given the score.
+    """Tweedie tau-leaping: draw each token from the one-token posterior that the score implies.
 
     With ``d = sigma(t) - sigma(t - step_size)``, the token at a position moves to ``y`` with
     probability proportional to ``(exp(-d Q) s)_y * exp(d Q)[x, y]``. The first factor estimates
