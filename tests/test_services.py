@@ -6,6 +6,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+import yaml
 
 from test_launcher import stand_in
 from workbench.errors import (
@@ -70,6 +71,15 @@ def test_create_from_text_resolves_cwd(workbench: Workbench, tmp_path: Path, mon
     assert experiment.exp_id == "tiny"
     assert "lr: 0.0001" in experiment.config_text
     assert f"train_files: {tmp_path / 'corpus' / '*.txt'}" in experiment.config_text
+
+
+def test_create_resolves_path_lists(workbench: Workbench, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    experiment = workbench.create_experiment(
+        config_text=TINY_CONFIG, overrides=["data.test_files=[a.txt, /abs/b.txt]"]
+    )
+    test_files = yaml.safe_load(experiment.config_text)["data"]["test_files"]
+    assert test_files == [str(tmp_path / "a.txt"), "/abs/b.txt"]
 
 
 def test_create_bad_config_writes_nothing(workbench: Workbench, config_file: Path) -> None:

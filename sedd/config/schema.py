@@ -52,8 +52,9 @@ class DataConfig:
         None, "separate validation files; otherwise a held-out fraction of the training text"
     )
     test_files: str | list[str] | None = option(None, "separate test files")
-    document_split: Literal["file", "blank_lines"] = option(
-        "file", "text corpora: one document per file, or one per blank-line-separated paragraph"
+    document_split: Literal["file", "blank_lines", "lines"] = option(
+        "file",
+        "text corpora: one document per file, per blank-line-separated paragraph, or per line",
     )
     jsonl_field: str = option("text", "jsonl corpora: the field holding each document's text")
     hf_name: str | None = option(None, "corpus hf: the `datasets` name")

@@ -57,14 +57,23 @@ def canonical_text(config: ExperimentConfig) -> str:
     return config_to_yaml(config)
 
 
+def _absolute_path(path: str) -> str:
+    expanded = os.path.expanduser(path)
+    if os.path.isabs(expanded):
+        return expanded
+    return os.path.normpath(os.path.join(os.getcwd(), expanded))
+
+
 def _absolute_data_paths(config: ExperimentConfig) -> ExperimentConfig:
     from sedd.config.loading import PATH_KEYS
 
     changes = {}
     for key in PATH_KEYS:
         value = getattr(config.data, key)
-        if isinstance(value, str) and value and not os.path.isabs(os.path.expanduser(value)):
-            changes[key] = os.path.normpath(os.path.join(os.getcwd(), os.path.expanduser(value)))
+        if isinstance(value, str) and value:
+            changes[key] = _absolute_path(value)
+        elif isinstance(value, list):
+            changes[key] = [_absolute_path(item) for item in value]
     if not changes:
         return config
     return dataclasses.replace(config, data=dataclasses.replace(config.data, **changes))
