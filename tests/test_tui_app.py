@@ -1,6 +1,6 @@
 """Headless tests of the terminal UI on a seeded SQLite store (``App.run_test`` and the pilot).
 
-The store holds synthetic runs (``workbench.tui.demo_store``) with fixed timestamps; nothing
+The store contains synthetic runs (``workbench.tui.demo_store``) with fixed timestamps; nothing
 trains here. Polling and reconciliation are off unless a test turns them on, so every change
 on screen comes from a key press.
 """

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from workbench.analysis.metrics import MetricSpec
+from workbench.errors import WorkbenchError
 from workbench.store import ExperimentSummary, MetricRow, RunStatus, Store
 from workbench.tui.app import load_keymap
 from workbench.tui.compare_data import best_flags, build_table, metric_stats, newest_eval_results
@@ -262,7 +263,6 @@ def test_export_writes_csv_and_markdown(tmp_path):
 
 
 def test_export_unwritable_folder_names_it(tmp_path):
-    from workbench.errors import WorkbenchError
     from workbench.tui.compare_data import MetricStats
 
     blocker = tmp_path / "file"
@@ -330,10 +330,10 @@ def test_keymap_file_read(tmp_path):
 def test_keymap_file_invalid(tmp_path):
     path = tmp_path / "keymap.yaml"
     path.write_text("- not a mapping\n")
-    with pytest.raises(ValueError, match="must map binding ids to keys"):
+    with pytest.raises(WorkbenchError, match="must map binding ids to keys"):
         load_keymap(path)
 
 
 def test_keymap_missing_explicit_file(tmp_path):
-    with pytest.raises(ValueError, match="keymap file .*absent.yaml not found"):
+    with pytest.raises(WorkbenchError, match="keymap file .*absent.yaml not found"):
         load_keymap(tmp_path / "absent.yaml")

@@ -1,1 +1,1 @@
-"""The workbench terminal UI (Textual); ``workbench.tui.app`` holds the app."""
+"""The workbench terminal UI (Textual). ``workbench.tui.app`` defines the app."""

@@ -7,10 +7,12 @@ the sampling workers, the first time a sample or an infilling is requested.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,27 +26,42 @@ from textual.worker import Worker, WorkerState
 
 from workbench.errors import WorkbenchError
 from workbench.tui.panes import PANES
-from workbench.tui.screens.compare import CompareScreen
-from workbench.tui.screens.editor import EditorRequest, EditorScreen
-from workbench.tui.screens.experiments import ExperimentsScreen
-from workbench.tui.screens.help import HelpScreen
-from workbench.tui.screens.infill import InfillScreen
-from workbench.tui.screens.monitor import MonitorScreen
-from workbench.tui.screens.sampling import SamplingScreen
+from workbench.tui.requests import EditorRequest
 from workbench.tui.system import SystemProbe, SystemReading
 
 if TYPE_CHECKING:
     from workbench.services import Workbench
+    from workbench.tui.screens.base import PaneScreen
 
 logger = logging.getLogger(__name__)
 
 KEYMAP_ENV_VAR = "WORKBENCH_KEYMAP"
 DEFAULT_KEYMAP_PATH = Path("~/.config/sedd-workbench/keymap.yaml")
 
+# The screen class of each pane, imported when the pane first opens: the editor's syntax
+# highlighter, the plots and the analysis tables then cost nothing before the first paint.
+SCREEN_CLASSES = {
+    "experiments": ("workbench.tui.screens.experiments", "ExperimentsScreen"),
+    "editor": ("workbench.tui.screens.editor", "EditorScreen"),
+    "monitor": ("workbench.tui.screens.monitor", "MonitorScreen"),
+    "sampling": ("workbench.tui.screens.sampling", "SamplingScreen"),
+    "infill": ("workbench.tui.screens.infill", "InfillScreen"),
+    "compare": ("workbench.tui.screens.compare", "CompareScreen"),
+}
 
 
 def utc_clock() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def screen_class(mode: str) -> type[PaneScreen]:
+    """Import and return the screen class of a pane."""
+    module, name = SCREEN_CLASSES[mode]
+    return getattr(importlib.import_module(module), name)
+
+
+def build_screen(mode: str) -> PaneScreen:
+    return screen_class(mode)()
 
 
 class WorkbenchApp(App[None]):
@@ -55,19 +72,13 @@ class WorkbenchApp(App[None]):
         clock: returns the current time (aware UTC); tests pass a fixed one.
         probe: returns host resource readings for the monitor; tests pass a fixed one.
         poll_interval: seconds between store polls of the visible pane.
-        reconcile_interval: seconds between reconciliations of run state with processes.
+        reconcile_interval: seconds between reconciliations of run state with processes; the
+            first runs at start-up. 0 turns reconciliation off (tests on synthetic stores).
     """
 
     CSS_PATH = "app.tcss"
     TITLE = "SEDD workbench"
-    MODES = {
-        "experiments": ExperimentsScreen,
-        "editor": EditorScreen,
-        "monitor": MonitorScreen,
-        "sampling": SamplingScreen,
-        "infill": InfillScreen,
-        "compare": CompareScreen,
-    }
+    MODES = {mode: partial(build_screen, mode) for mode in SCREEN_CLASSES}
     DEFAULT_MODE = "experiments"
     BINDINGS = [
         *(
@@ -108,8 +119,8 @@ class WorkbenchApp(App[None]):
         self.set_keymap(self.keymap)
 
     def on_mount(self) -> None:
-        self.reconcile_runs()
         if self.reconcile_interval > 0:
+            self.reconcile_runs()
             self.set_interval(self.reconcile_interval, self.reconcile_runs, name="reconcile")
 
     @work(thread=True, exclusive=True, group="reconcile", exit_on_error=False, description="Reconcile runs")
@@ -123,14 +134,17 @@ class WorkbenchApp(App[None]):
         self.switch_mode(mode)
 
     def action_help(self) -> None:
+        from workbench.tui.screens.help import HelpScreen
+
         sections = [("all panes", list(self.BINDINGS))]
         for mode, _, label in PANES:
-            screen_class = self.MODES[mode]
-            sections.append((label, list(getattr(screen_class, "BINDINGS", []))))
+            sections.append((label, list(screen_class(mode).BINDINGS)))
         self.push_screen(HelpScreen(sections, self.keymap))
 
     async def open_editor(self, request: EditorRequest) -> None:
         """Show the config editor with a new, cloned or stored experiment config."""
+        from workbench.tui.screens.editor import EditorScreen
+
         await self.switch_mode("editor")
         screen = self.screen
         if isinstance(screen, EditorScreen):
@@ -161,7 +175,7 @@ class WorkbenchApp(App[None]):
         self.notify(message, title=title, severity="error", timeout=10, markup=False)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        """Turn a failed app worker (reconciliation) into a notification; screens forward their own."""
+        """Turn a failed app worker (reconciliation) into a notification. Screens forward their own."""
         if event.state is WorkerState.ERROR and event.worker.error is not None:
             self.report_error(event.worker.error, title=event.worker.description or event.worker.name)
 
@@ -176,17 +190,18 @@ def load_keymap(path: str | os.PathLike[str] | None = None) -> dict[str, str]:
     """Read a keymap file: a YAML mapping from binding id (``experiments.launch``) to keys.
 
     Without ``path``, ``$WORKBENCH_KEYMAP`` or ``~/.config/sedd-workbench/keymap.yaml`` is
-    read when it exists. Raises ``ValueError`` naming the file when it is not such a mapping.
+    read when it exists. Raises ``WorkbenchError`` naming the file when it is missing (given
+    explicitly) or not such a mapping, so the command line reports it as one error line.
     """
     explicit = path or os.environ.get(KEYMAP_ENV_VAR)
     file = Path(explicit or DEFAULT_KEYMAP_PATH).expanduser()
     if not file.is_file():
         if explicit:
-            raise ValueError(f"keymap file {file} not found; create it or unset {KEYMAP_ENV_VAR}")
+            raise WorkbenchError(f"keymap file {file} not found; create it or unset {KEYMAP_ENV_VAR}")
         return {}
     data = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
     if not isinstance(data, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in data.items()):
-        raise ValueError(
+        raise WorkbenchError(
             f"keymap file {file} must map binding ids to keys, e.g. 'experiments.launch: ctrl+l'; "
             "press ? in the workbench to see the ids"
         )

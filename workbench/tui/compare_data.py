@@ -1,4 +1,4 @@
-"""What the compare pane shows for two or more runs: a ranked metric table, curves and configs.
+"""The compare pane's data for two or more runs: a ranked metric table, curves and configs.
 
 The table reuses the analysis suite's ``ComparisonTable`` (cells, best marks, CSV and Markdown
 output). Its training rows are the best and the last value of each trainer metric per run,
@@ -59,7 +59,7 @@ class MetricStats:
 
 @dataclass(frozen=True)
 class RunComparison:
-    """Everything the compare pane shows; ``labels`` name the runs in column order."""
+    """Everything the compare pane shows. ``labels`` name the runs in column order."""
 
     run_ids: tuple[int, ...]
     labels: tuple[str, ...]
@@ -142,7 +142,7 @@ def newest_eval_results(store: Store, run_id: int) -> dict[str, tuple[float, flo
 
 
 def read_comparison(store: Store, run_ids: Sequence[int], *, max_points: int = 1000) -> RunComparison:
-    """Read the runs' metrics, curves, configs and analysis results; raises ``RunNotFound``."""
+    """Read the runs' metrics, curves, configs and analysis results. Raises ``RunNotFound``."""
     runs = [store.get_run(run_id) for run_id in run_ids]
     labels = [run_label(run) for run in runs]
     stats = [metric_stats(store, run.id) for run in runs]

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-# A value shown for a key that one config lacks; a real value can never render as this.
+# A value shown for a key that one config lacks. A real value can never render as this.
 ABSENT = "(absent)"
 
 
@@ -39,7 +39,7 @@ class KeyDiff:
 
 
 def validation_problems(text: str) -> list[Problem]:
-    """Return every problem the schema finds in config text; an empty list means valid."""
+    """Return every problem the schema finds in config text. An empty list means valid."""
     from sedd.config import ConfigError, load_config
 
     try:
@@ -69,7 +69,7 @@ def config_items(text: str) -> dict[str, Any]:
 
 
 def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Return nested mappings as one level with dotted keys; lists stay whole values."""
+    """Return nested mappings as one level with dotted keys. Lists stay whole values."""
     items: dict[str, Any] = {}
     for key, value in data.items():
         path = f"{prefix}.{key}" if prefix else str(key)

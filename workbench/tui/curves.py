@@ -14,7 +14,7 @@ Point = tuple[int, float]
 # Zoom levels the monitor cycles through: the fraction of the step range that stays visible.
 ZOOM_LEVELS = (1.0, 0.5, 0.2, 0.05)
 
-# Smoothing weights the monitor cycles through; 0 draws the raw values.
+# Smoothing weights the monitor cycles through. 0 draws the raw values.
 SMOOTHING_LEVELS = (0.0, 0.6, 0.9, 0.98)
 
 
@@ -64,7 +64,7 @@ def log_safe(points: Sequence[Point]) -> list[Point]:
 
 
 def finite(points: Sequence[Point]) -> list[Point]:
-    """Return only the points with finite values; plotext cannot place ``nan`` or ``inf``."""
+    """Return only the points with finite values. Plotext cannot place ``nan`` or ``inf``."""
     return [(step, value) for step, value in points if math.isfinite(value)]
 
 

@@ -48,12 +48,14 @@ def demo_config_text(exp_id: str, tags: list[str], lr: float, n_blocks: int) -> 
     )
 
 
-def seed_demo_store(store: Store, shape: DemoShape = DemoShape(), *, now: datetime = DEMO_NOW, seed: int = 0) -> list[int]:
-    """Write ``shape.experiments`` experiments with one run each; return the run ids in order."""
+def seed_demo_store(
+    store: Store, shape: DemoShape = DemoShape(), *, now: datetime = DEMO_NOW, seed: int = 0, prefix: str = "demo"
+) -> list[int]:
+    """Write ``shape.experiments`` experiments ``<prefix>-0000``, ... with one run each. Return the run ids."""
     rng = random.Random(seed)
     run_ids = []
     for index in range(shape.experiments):
-        exp_id = f"demo-{index:04d}"
+        exp_id = f"{prefix}-{index:04d}"
         tags = TAG_CYCLE[index % len(TAG_CYCLE)]
         lr = [3e-4, 1e-3, 1e-4][index % 3]
         n_blocks = 2 + index % 3
@@ -73,7 +75,7 @@ def _seed_run(
     run = store.create_run(exp_id, total_steps=shape.steps)
     if status is RunStatus.QUEUED:
         return run.id
-    # Active runs stopped part-way; finished ones ran to the end unless they failed early.
+    # Active runs stopped part-way. Finished ones ran to the end unless they failed early.
     last_step = shape.steps if status is RunStatus.COMPLETED else shape.steps * (3 + index % 5) // 8
     started = created + timedelta(minutes=5)
     beat = now - timedelta(seconds=5 + index) if status.is_active else started + timedelta(seconds=last_step)

@@ -103,7 +103,7 @@ def matches_filter(summary: ExperimentSummary, query: str) -> bool:
 def sort_summaries(
     summaries: Iterable[ExperimentSummary], column_key: str, descending: bool = False
 ) -> list[ExperimentSummary]:
-    """Return the summaries ordered by one column; missing values go last in either direction."""
+    """Return the summaries ordered by one column. Missing values go last in either direction."""
     column = next((c for c in COLUMNS if c.key == column_key), None)
     if column is None:
         raise ValueError(f"unknown column {column_key!r}; expected one of {', '.join(COLUMN_KEYS)}")
@@ -123,5 +123,6 @@ def visible_rows(
     summaries: Sequence[ExperimentSummary], query: str, column_key: str, descending: bool
 ) -> list[ExperimentSummary]:
     """Return the experiments the table shows: filtered by ``query``, then sorted."""
-    kept = [summary for summary in summaries if matches_filter(summary, query)] if query.strip() else summaries
-    return sort_summaries(kept, column_key, descending)
+    if query.strip():
+        summaries = [summary for summary in summaries if matches_filter(summary, query)]
+    return sort_summaries(summaries, column_key, descending)

@@ -29,7 +29,7 @@ def write_atomically(path: Path, text: str) -> None:
 
 
 def export_table(table: ComparisonTable, stem: str | os.PathLike[str]) -> tuple[Path, Path]:
-    """Write ``<stem>.csv`` and ``<stem>.md``; return both paths.
+    """Write ``<stem>.csv`` and ``<stem>.md``. Return both paths.
 
     Raises ``WorkbenchError`` naming the folder when it cannot be created or written.
     """

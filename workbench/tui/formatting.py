@@ -22,7 +22,7 @@ def format_age(then: datetime | None, now: datetime) -> str:
 
 
 def format_duration(seconds: float | None) -> str:
-    """Return a duration in its largest whole unit; negative durations (clock skew) read ``0s``."""
+    """Return a duration in its largest whole unit. Negative durations (clock skew) read ``0s``."""
     if seconds is None or not math.isfinite(seconds):
         return MISSING
     seconds = max(0.0, seconds)

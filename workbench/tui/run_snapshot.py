@@ -1,4 +1,4 @@
-"""What the run monitor shows at one instant, read from the store in a worker thread.
+"""The run monitor's view of one run at one instant, read from the store in a worker thread.
 
 ``read_run_snapshot`` makes a handful of indexed queries: the run row, each plotted metric
 thinned in SQL to ``max_points`` (``Store.metric_curve``) and the latest value of every
@@ -58,7 +58,7 @@ def read_run_snapshot(
     log_lines: int = 200,
     probe: Callable[[], SystemReading] | None = None,
 ) -> RunSnapshot:
-    """Read one run's monitor state; raises ``RunNotFound`` when the run was deleted."""
+    """Read one run's monitor state. Raises ``RunNotFound`` when the run was deleted."""
     store = workbench.store
     run = store.get_run(run_id)
     curves = {name: store.metric_curve(run_id, name, max_points=max_points) for name in LOSS_METRICS + AUX_METRICS}
@@ -110,9 +110,9 @@ def estimate_eta(
 ) -> float | None:
     """Return the seconds a running run needs to reach ``total_steps``, or ``None`` if unknown.
 
-    The latest throughput divided by the tokens of one step gives the current step rate;
-    without those, the mean rate since ``started_at`` stands in, counted from the first
-    logged step so that a resumed run's earlier steps do not inflate it.
+    The latest throughput divided by the tokens of one step gives the current step rate.
+    Without those, the mean rate since ``started_at`` is used instead. It counts from the
+    first logged step, so a resumed run's earlier steps do not inflate it.
     """
     if status != RunStatus.RUNNING or not total_steps:
         return None

@@ -2,7 +2,7 @@
 
 GPUs are read with ``nvidia-smi`` when it is on the PATH. ``torch.cuda`` is consulted only
 when some other part of the process already imported torch, because importing it here
-would cost the UI seconds at start-up; its readings cover device memory only.
+would cost the UI seconds at start-up. Its readings cover device memory only.
 """
 
 from __future__ import annotations
@@ -48,8 +48,8 @@ class SystemReading:
 class SystemProbe:
     """Reads host resources, calling ``nvidia-smi`` at most once per ``gpu_interval_s``.
 
-    The run monitor polls every second; ``nvidia-smi`` takes tens of milliseconds and more
-    on a busy box, so its output is reused between calls.
+    The run monitor polls every second, and each ``nvidia-smi`` call starts a process, so
+    its output is reused between calls.
     """
 
     def __init__(self, gpu_interval_s: float = 5.0) -> None:
@@ -58,11 +58,11 @@ class SystemProbe:
         self._gpus: list[GpuReading] = []
         self._gpu_source = "none"
         self._gpus_read_at = -float("inf")
-        # The first cpu_percent(None) call returns 0.0; prime it so the first reading is real.
+        # The first cpu_percent(None) call returns 0.0. Prime it so the first reading is real.
         psutil.cpu_percent(interval=None)
 
     def read(self) -> SystemReading:
-        """Return the current readings; GPU readings may be up to ``gpu_interval_s`` old."""
+        """Return the current readings. GPU readings may be up to ``gpu_interval_s`` old."""
         memory = psutil.virtual_memory()
         now = time.monotonic()
         if now - self._gpus_read_at >= self.gpu_interval_s:

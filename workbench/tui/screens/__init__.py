@@ -1,1 +1,1 @@
-"""One screen per task; each is a mode of ``WorkbenchApp``."""
+"""One screen per task. Each is a mode of ``WorkbenchApp``."""

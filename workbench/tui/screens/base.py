@@ -1,4 +1,4 @@
-"""What every pane screen shares: the pane tabs above, the footer below, polling, typed app access."""
+"""The base of every pane screen: pane tabs above, footer below, polling and typed app access."""
 
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ class PaneScreen(ReportsWorkerErrors, Screen[None]):
         return self.app.screen is self
 
     def poll_every(self, interval: float, callback: Callable[[], object]) -> Timer | None:
-        """Call ``callback`` every ``interval`` seconds while this pane is shown; 0 disables polling."""
+        """Call ``callback`` every ``interval`` seconds while this pane is shown. 0 disables polling."""
         if interval <= 0:
             return None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -79,7 +80,7 @@ class CompareScreen(PaneScreen):
 
     def _show(self, comparison: RunComparison, diffs: list[KeyDiff]) -> None:
         self.comparison = comparison
-        self.query_one("#compare-title", Static).update("comparing " + ", ".join(comparison.labels))
+        self.query_one("#compare-title", Static).update(Text("comparing " + ", ".join(comparison.labels)))
         self.query_one(ComparisonView).show_table(comparison.table)
         self.query_one(KeyDiffTable).show_diff(comparison.labels, diffs, empty_text="the run configs are the same")
         self._plot()

@@ -10,7 +10,7 @@ from textual.widgets import Button, Input, Label
 
 
 class ConfirmScreen(ModalScreen[bool]):
-    """Asks a yes/no question; dismisses with ``True`` only for an explicit yes."""
+    """Asks a yes/no question. Dismisses with ``True`` only for an explicit yes."""
 
     BINDINGS = [
         Binding("y", "answer(True)", "Yes", id="confirm.yes"),
@@ -30,7 +30,7 @@ class ConfirmScreen(ModalScreen[bool]):
                 yield Button("Cancel (n)", variant="primary", id="no")
 
     def on_mount(self) -> None:
-        # The safe answer has the focus, so a stray Enter cancels.
+        # The Cancel button has the focus, so a stray Enter cancels.
         self.query_one("#no", Button).focus()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
@@ -41,7 +41,7 @@ class ConfirmScreen(ModalScreen[bool]):
 
 
 class PromptScreen(ModalScreen[str | None]):
-    """Asks for one line of text; dismisses with the stripped text, or ``None`` on Escape."""
+    """Asks for one line of text. Dismisses with the stripped text, or ``None`` on Escape."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="prompt.cancel")]
 

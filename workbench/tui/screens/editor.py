@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+import re
 from dataclasses import dataclass
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -12,30 +15,19 @@ from textual.timer import Timer
 from textual.widgets import ContentSwitcher, Static, TextArea
 
 from workbench.tui.config_view import KeyDiff, Problem, config_items, differing_keys, validation_problems
+from workbench.tui.requests import EditorRequest
 from workbench.tui.screens.base import PaneScreen
 from workbench.tui.screens.confirm import ConfirmScreen
 from workbench.tui.widgets.config_area import ConfigArea
 from workbench.tui.widgets.key_diff_table import KeyDiffTable
 from workbench.tui.widgets.problem_list import ProblemList
 
+logger = logging.getLogger(__name__)
+
 # Seconds of quiet typing before the text is validated again.
 VALIDATE_DELAY_S = 0.3
 NEW_EXPERIMENT_ID = "new-experiment"
-
-
-@dataclass(frozen=True)
-class EditorRequest:
-    """What to open: a stored experiment by ``exp_id``, or ``None`` for a new config."""
-
-    exp_id: str | None = None
-
-    @classmethod
-    def new(cls) -> EditorRequest:
-        return cls(None)
-
-    @classmethod
-    def edit(cls, exp_id: str) -> EditorRequest:
-        return cls(exp_id)
+EXP_ID_LINE = re.compile(r"^exp_id:.*$", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -49,18 +41,30 @@ class LoadedConfig:
 
 
 def template_text() -> str:
-    """Return the config a new experiment starts from: every key at its default value."""
+    """Return the config a new experiment starts from.
+
+    That is the quickstart config (a small model that trains in minutes on a CPU, with its
+    comments) under a new id. An installation without it starts from the schema defaults.
+    """
     from sedd.config import ExperimentConfig, config_to_yaml
 
-    return config_to_yaml(ExperimentConfig(exp_id=NEW_EXPERIMENT_ID))
+    from workbench.errors import WorkbenchError
+    from workbench.services.quickstart import quickstart_config_path
+
+    try:
+        text = quickstart_config_path().read_text(encoding="utf-8")
+    except (WorkbenchError, OSError) as error:
+        logger.warning("new configs start from the schema defaults: %s", error)
+        return config_to_yaml(ExperimentConfig(exp_id=NEW_EXPERIMENT_ID))
+    return EXP_ID_LINE.sub(f"exp_id: {NEW_EXPERIMENT_ID}", text, count=1)
 
 
 class EditorScreen(PaneScreen):
-    """Edits one experiment config; ctrl+s saves it, creating the experiment if it is new."""
+    """Edits one experiment config. ctrl+s saves it and creates the experiment if it is new."""
 
     MODE = "editor"
     # The text area would swallow the number keys that switch panes, so it gets the focus
-    # only when the user opens a config for editing (or clicks it); Escape leaves it.
+    # only when the user opens a config for editing (or clicks it). Escape leaves it.
     AUTO_FOCUS = "#problems"
     BINDINGS = [
         Binding("ctrl+s", "save", "Save", id="editor.save", tooltip="Create or update the experiment"),
@@ -71,7 +75,7 @@ class EditorScreen(PaneScreen):
     ]
 
     class Validated(Message):
-        """Validation of one version of the text finished; stale versions are dropped."""
+        """Validation of one version of the text finished. Stale versions are dropped."""
 
         def __init__(self, text: str, problems: list[Problem]) -> None:
             super().__init__()
@@ -151,7 +155,7 @@ class EditorScreen(PaneScreen):
         name = "new experiment" if self.loaded.exp_id is None else f"experiment '{self.loaded.exp_id}'"
         base = f" · cloned from '{self.loaded.base_label}'" if self.loaded.base_label not in ("stored", "defaults") else ""
         state = " · unsaved" if self.is_dirty else ""
-        self.query_one("#editor-title", Static).update(f"{name}{base}{state}")
+        self.query_one("#editor-title", Static).update(Text(f"{name}{base}{state}"))
 
     # Validation
 
@@ -181,7 +185,7 @@ class EditorScreen(PaneScreen):
     def _show_problem_here(self) -> None:
         row = self.editor.cursor_location[0] + 1
         message = self.editor.problem_lines.get(row, "")
-        self.query_one("#problem-here", Static).update(message)
+        self.query_one("#problem-here", Static).update(Text(message))
 
     def on_problem_list_problem_chosen(self, message: ProblemList.ProblemChosen) -> None:
         if message.problem.line is not None:
@@ -209,7 +213,7 @@ class EditorScreen(PaneScreen):
 
     @work(thread=True, exclusive=True, group="editor-save", exit_on_error=False, description="Save config")
     def save_config(self, exp_id: str | None, text: str) -> None:
-        """Create or update the experiment; on failure the text stays and a notification explains."""
+        """Create or update the experiment. On failure the text stays and a notification explains."""
         if exp_id is None:
             experiment = self.workbench.create_experiment(config_text=text)
         else:

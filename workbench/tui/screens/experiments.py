@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -10,9 +11,9 @@ from textual.widgets import DataTable, Input, Static
 
 from workbench.store import ExperimentSummary
 from workbench.tui.experiment_rows import COLUMN_KEYS, COLUMNS, row_cells, visible_rows
+from workbench.tui.requests import EditorRequest
 from workbench.tui.screens.base import PaneScreen
 from workbench.tui.screens.confirm import ConfirmScreen, PromptScreen
-from workbench.tui.screens.editor import EditorRequest
 from workbench.tui.widgets.experiment_table import ExperimentTable, TableRow
 
 # The table polls the store half as often as the monitor: it shows coarser facts.
@@ -20,7 +21,7 @@ TABLE_POLL_FACTOR = 2.0
 
 
 class ExperimentsScreen(PaneScreen):
-    """Every experiment with its latest run; filter with ``/``, sort with ``o``."""
+    """Every experiment with its latest run. Filter with ``/``, sort with ``o``."""
 
     MODE = "experiments"
     BINDINGS = [
@@ -39,7 +40,7 @@ class ExperimentsScreen(PaneScreen):
     ]
 
     class SummariesLoaded(Message):
-        """The store returned fresh summaries; a newer one replaces an unprocessed older one."""
+        """The store returned fresh summaries. A newer one replaces an unprocessed older one."""
 
         def __init__(self, summaries: list[ExperimentSummary]) -> None:
             super().__init__()
@@ -71,7 +72,7 @@ class ExperimentsScreen(PaneScreen):
 
     @work(thread=True, exclusive=True, group="experiments-load", exit_on_error=False, description="Load experiments")
     def load_summaries(self) -> None:
-        """Read every experiment's summary; the store aggregates metrics in SQL."""
+        """Read every experiment's summary. The store aggregates metrics in SQL."""
         self.post_message(self.SummariesLoaded(self.workbench.store.experiment_summaries()))
 
     def on_experiments_screen_summaries_loaded(self, message: SummariesLoaded) -> None:
@@ -88,9 +89,9 @@ class ExperimentsScreen(PaneScreen):
         table.show_rows([TableRow(s.exp_id, row_cells(s, now), s.run_id in marked) for s in rows])
         label = next(column.label for column in COLUMNS if column.key == self._sort_key)
         direction = "descending" if self._descending else "ascending"
-        shown = f"{len(rows)} of {len(self._summaries)} experiments"
-        filtered = f" · filter {query!r}" if query.strip() else ""
-        self.query_one("#experiments-status", Static).update(f"{shown} · sorted by {label}, {direction}{filtered}")
+        counts = f"{len(rows)} of {len(self._summaries)} experiments"
+        filter_note = f" · filter {query!r}" if query.strip() else ""
+        self.query_one("#experiments-status", Static).update(Text(f"{counts} · sorted by {label}, {direction}{filter_note}"))
 
     @property
     def current(self) -> ExperimentSummary | None:

@@ -1,9 +1,9 @@
-"""What the sampling and infilling panes share: run choice, background generation, progress, cancel.
+"""The shared base of the sampling and infilling panes: run choice, background generation, progress, cancel.
 
 Generation runs in a thread worker because it loads torch and the model (seconds) and then
 samples (seconds to minutes). The service reports each sampler step through a progress
-callback; the callback posts a coalescing message to the UI and raises
-``GenerationCancelled`` once the user has cancelled, which unwinds the sampler at the next step.
+callback. The callback posts a coalescing message to the UI. Once the user has cancelled, it
+raises ``GenerationCancelled``, which unwinds the sampler at the next step.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -34,7 +35,7 @@ ProgressCallback = Callable[[int, int], None]
 
 
 class GenerationCancelled(Exception):
-    """The user cancelled a generation; raised inside the sampler's progress callback."""
+    """The user cancelled a generation. Raised inside the sampler's progress callback."""
 
 
 def generation_bindings(mode: str) -> list[Binding]:
@@ -50,22 +51,22 @@ def describe_model(run: Run) -> str:
     """Return one line on a run and whether its EMA model folder exists yet."""
     model_dir = Path(run.run_dir) / "model" if run.run_dir else None
     if model_dir is not None and (model_dir / "config.json").is_file():
-        weights = f"EMA weights in {model_dir}"
+        weights = "EMA weights of the latest checkpoint (model/)"
     else:
         weights = "no model yet: it is written with the run's first checkpoint"
     return f"run #{run.id} {run.experiment.exp_id} · {run.status.value} · step {format_step(run.last_step, run.total_steps)} · {weights}"
 
 
 class GenerationScreen(PaneScreen):
-    """Base of the sampling and infilling panes; subclasses add the prompt and call the service."""
+    """Base of the sampling and infilling panes. Subclasses add the prompt and call the service."""
 
     SHOW_LENGTH = True
-    # Fields and the predictor list take typed keys; starting on the results keeps the
+    # Fields and the predictor list take typed keys. Starting on the results keeps the
     # number keys switching panes until the user picks a field.
     AUTO_FOCUS = "#results"
 
     class Progress(Message):
-        """The sampler finished ``step`` of ``steps``; only the newest unprocessed one is kept."""
+        """The sampler finished ``step`` of ``steps``. Only the newest unprocessed one is kept."""
 
         def __init__(self, step: int, steps: int) -> None:
             super().__init__()
@@ -84,7 +85,7 @@ class GenerationScreen(PaneScreen):
         yield from self.compose_prompt()
         yield SamplerForm(show_length=self.SHOW_LENGTH, id="sampler-form")
         with Horizontal(id="progress-row"):
-            # A total of 1 draws an empty bar; no total would animate an idle pane.
+            # A total of 1 draws an empty bar, while no total would animate an idle pane.
             yield ProgressBar(total=1, id="progress", show_eta=False)
             yield Static("idle", id="progress-text")
         with VerticalScroll(id="results"):
@@ -110,7 +111,7 @@ class GenerationScreen(PaneScreen):
             line = "No run chosen: ctrl+r chooses one"
         else:
             line = describe_model(self.workbench.store.get_run(run_id))
-        self.app.call_from_thread(self.query_one("#model-line", Static).update, line)
+        self.app.call_from_thread(self.query_one("#model-line", Static).update, Text(line))
 
     def action_pick_run(self) -> None:
         def chosen(run_id: int | None) -> None:
@@ -142,7 +143,7 @@ class GenerationScreen(PaneScreen):
         self.generate(call, self._cancel, settings)
 
     def prepare(self, run_id: int, settings: SamplerSettings) -> Callable[[ProgressCallback], list[GeneratedText]]:
-        """Return a call of the generation service; raise ``ValueError`` for an invalid prompt."""
+        """Return a call of the generation service. Raises ``ValueError`` for an invalid prompt."""
         raise NotImplementedError(f"{type(self).__name__} must say which service generates")
 
     @work(thread=True, exclusive=True, group="generation", exit_on_error=False, description="Generate")
@@ -159,7 +160,7 @@ class GenerationScreen(PaneScreen):
         except GenerationCancelled:
             texts = None
         except Exception:
-            # The app's worker handler shows the error itself; this only resets the pane.
+            # The screen's worker handler shows the error, so this only resets the pane.
             self.app.call_from_thread(self._failed)
             raise
         self.app.call_from_thread(self._finished, texts, settings)

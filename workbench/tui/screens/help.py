@@ -12,15 +12,14 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Label
 
 TIPS = (
-    "Filter the experiments with /: plain words match id, status, tags and notes; "
-    "status:running, tag:paper, exp_id:, notes:, parent:, devices: match one field.",
-    "Remap keys in ~/.config/sedd-workbench/keymap.yaml (or $WORKBENCH_KEYMAP): 'experiments.launch: ctrl+l'.",
+    "Filter (/): words match id, status, tags, notes; status:, tag:, exp_id:, notes:, parent:, devices: one field.",
+    "Remap keys by id in ~/.config/sedd-workbench/keymap.yaml or $WORKBENCH_KEYMAP, e.g. 'experiments.launch: ctrl+l'.",
     "ctrl+p opens the command palette. Runs keep going when the UI quits.",
 )
 
 
 class HelpScreen(ModalScreen[None]):
-    """Lists the bindings of each section; ``keymap`` maps binding ids to remapped keys."""
+    """Lists the bindings of each section. ``keymap`` maps binding ids to remapped keys."""
 
     BINDINGS = [Binding("escape,q,question_mark,f1", "close", "Close", id="help.close")]
 
@@ -30,7 +29,7 @@ class HelpScreen(ModalScreen[None]):
         self.keymap = keymap
 
     def compose(self) -> ComposeResult:
-        with Vertical(classes="dialog dialog-tall dialog-wide"):
+        with Vertical(classes="dialog dialog-full"):
             yield Label("Keys (Escape closes)", classes="dialog-question")
             yield DataTable(id="help-keys", cursor_type="row", zebra_stripes=True)
             for tip in TIPS:
@@ -42,7 +41,8 @@ class HelpScreen(ModalScreen[None]):
         for title, bindings in self.sections:
             for binding in bindings:
                 key = self.keymap.get(binding.id or "", binding.key)
-                table.add_row(Text(title, style="bold"), key, binding.description or binding.action, binding.id or "")
+                action = binding.description or binding.action
+                table.add_row(Text(title, style="bold"), Text(key), Text(action), Text(binding.id or ""))
         table.focus()
 
     def action_close(self) -> None:

@@ -16,7 +16,7 @@ from workbench.tui.widgets.curve_plot import CurvePlot, Series
 from workbench.tui.widgets.log_tail import LogTail
 from workbench.tui.widgets.run_panel import RunPanel
 
-# Curves keep at most this many points per metric; a plot is narrower than that in cells.
+# Curves keep at most this many points per metric. A plot is narrower than that in cells.
 MAX_POINTS = 2000
 LOSS_COLORS = {"train_loss": "cyan", "val_loss": "orange"}
 AUX_LABELS = {"lr": "learning rate", "grad_norm": "gradient norm", "tokens_per_sec": "tokens per second"}
@@ -37,7 +37,7 @@ class MonitorScreen(PaneScreen):
     ]
 
     class SnapshotRead(Message):
-        """A poll finished; an unprocessed older snapshot is replaced, so the UI never lags behind."""
+        """A poll finished. It replaces an older snapshot still in the queue, so the UI draws the newest."""
 
         def __init__(self, snapshot: RunSnapshot) -> None:
             super().__init__()

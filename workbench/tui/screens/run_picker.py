@@ -23,7 +23,7 @@ def describe_run(run: Run) -> str:
 
 
 class RunPickerScreen(ReportsWorkerErrors, ModalScreen[int | None]):
-    """Lists the store's runs, newest first; dismisses with the chosen run id or ``None``."""
+    """Lists the store's runs, newest first. Dismisses with the chosen run id or ``None``."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="pick_run.cancel")]
 
@@ -66,7 +66,7 @@ class RunPickerScreen(ReportsWorkerErrors, ModalScreen[int | None]):
 
 
 class RunsChooserScreen(ReportsWorkerErrors, ModalScreen[list[int] | None]):
-    """Lists the store's runs with check boxes; dismisses with the checked ids in list order."""
+    """Lists the store's runs with check boxes. Dismisses with the checked ids in list order."""
 
     BINDINGS = [
         Binding("enter", "accept", "Compare", id="choose_runs.accept", priority=True),

@@ -1,1 +1,1 @@
-"""Widgets of the workbench UI, one per file; they show data and post messages, and hold no business logic."""
+"""Widgets of the workbench UI, one per file. They show data and post messages, and hold no business logic."""

@@ -11,7 +11,7 @@ from workbench.analysis.compare import ComparisonTable
 
 
 class ComparisonView(DataTable[Text | str]):
-    """Shows a ``ComparisonTable``; a best cell gets the highlight style and a ``*`` mark."""
+    """Shows a ``ComparisonTable``. A best cell gets the highlight style and a ``*`` mark."""
 
     DEFAULT_CSS = """
     ComparisonView { height: 1fr; }
@@ -26,12 +26,13 @@ class ComparisonView(DataTable[Text | str]):
     def show_table(self, table: ComparisonTable) -> None:
         self.table = table
         self.clear(columns=True)
-        self.add_column("metric [unit]", key="metric")
+        # Text, not str: DataTable reads str as markup, which would drop "[unit]".
+        self.add_column(Text("metric [unit]"), key="metric")
         for index, label in enumerate(table.experiments):
-            self.add_column(label, key=f"run-{index}")
+            self.add_column(Text(label), key=f"run-{index}")
         best_style = self.get_component_rich_style("comparison-view--best")
         for row in table.rows:
-            cells: list[Text | str] = [row.spec.header]
+            cells: list[Text | str] = [Text(row.spec.header)]
             for cell in row.cells:
                 cells.append(Text(cell.text() + " *", style=best_style, justify="right") if cell.best else Text(cell.text(), justify="right"))
             self.add_row(*cells, key=row.spec.name)

@@ -49,11 +49,11 @@ class ConfigArea(TextArea):
         return dict(self._problem_lines)
 
     def set_problem_lines(self, problems: Mapping[int, str]) -> None:
-        """Mark these 1-based lines; the previous marks are cleared."""
+        """Mark these 1-based lines. The previous marks are cleared."""
         if dict(problems) == self._problem_lines:
             return
         self._problem_lines = dict(problems)
-        # TextArea caches rendered lines; a style update drops that cache.
+        # TextArea caches rendered lines. A style update drops that cache.
         self.notify_style_update()
         self.refresh()
 

@@ -33,7 +33,7 @@ class Series:
 
 
 class CurvePlot(PlotextPlot):
-    """Draws several curves on one set of axes; settings are reactive and redraw at once.
+    """Draws several curves on one set of axes. Settings are reactive and redraw at once.
 
     ``smoothing`` is the moving-average weight (0 draws raw values), ``zoom`` the share of
     the step range kept, counted back from the latest step, and ``log_y`` a log value axis.
@@ -88,7 +88,8 @@ class CurvePlot(PlotextPlot):
             return super().render()
         except IndexError:
             # plotext 5.3 fails to draw the legend of a series whose every point falls
-            # outside the canvas after rounding (an empty colour list); draw without legend.
+            # outside the canvas after rounding, because its colour list is empty. The
+            # curves are drawn again without a legend.
             logger.info("plotext could not draw the legend of %r; drawing the curves without it", self.plot_title)
             self._draw(legend=False)
             return super().render()

@@ -79,7 +79,7 @@ class ExperimentTable(DataTable[Text | str]):
         return self._order[self.cursor_row]
 
     def set_sort(self, column_key: str, descending: bool) -> None:
-        """Mark the sorted column in its header with an arrow; rows come sorted from the caller."""
+        """Mark the sorted column in its header with an arrow. Rows come sorted from the caller."""
         self._sort = (column_key, descending)
         cursor_key = self.current_key
         self.clear(columns=True)
@@ -108,9 +108,10 @@ class ExperimentTable(DataTable[Text | str]):
 
     def _add_columns(self) -> None:
         sort_key, descending = self._sort
+        arrow = " ▼" if descending else " ▲"
         for column in COLUMNS:
-            arrow = (" ▼" if descending else " ▲") if column.key == sort_key else ""
-            self.add_column(column.label + arrow, key=column.key)
+            label = column.label + arrow if column.key == sort_key else column.label
+            self.add_column(label, key=column.key)
 
     def _update_row(self, row: TableRow) -> None:
         old = self._cells[row.key]
@@ -120,12 +121,13 @@ class ExperimentTable(DataTable[Text | str]):
         row_index = self._positions[row.key]
         for column_index, (before, after) in enumerate(zip(old, row.cells)):
             if before != after or (column_index == 0 and self._marks[row.key] != row.marked):
-                self.update_cell_at((row_index, column_index), rendered[column_index])
+                self.update_cell_at((row_index, column_index), rendered[column_index], update_width=True)
         self._cells[row.key] = row.cells
         self._marks[row.key] = row.marked
 
     def _render_cells(self, cells: tuple[str, ...], marked: bool) -> list[Text | str]:
-        rendered: list[Text | str] = list(cells)
+        # Text, not str: DataTable reads str as markup, and tags or notes may hold brackets.
+        rendered: list[Text | str] = [Text(cell) for cell in cells]
         if marked:
             rendered[0] = Text(f"{MARK}{cells[0]}", style=self.get_component_rich_style("experiment-table--marked"))
         status_class = STATUS_CLASSES.get(cells[1])

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 
 class GeneratedView(Static):
-    """Shows texts numbered, separated by a rule; generated segments get the highlight style."""
+    """Shows texts numbered, separated by a rule. Generated segments get the highlight style."""
 
     DEFAULT_CSS = """
     GeneratedView { height: auto; padding: 0 1; }
@@ -32,7 +32,7 @@ class GeneratedView(Static):
         return list(self._texts)
 
     def show_texts(self, texts: Sequence[GeneratedText], *, highlight: bool = True, note: str = "") -> None:
-        """Show the texts; with ``highlight`` the generated segments stand out from fixed ones."""
+        """Show the texts. With ``highlight`` the generated segments stand out from fixed ones."""
         self._texts = list(texts)
         generated_style = self.get_component_rich_style("generated-view--generated") if highlight else ""
         header_style = self.get_component_rich_style("generated-view--header")

@@ -11,7 +11,7 @@ from workbench.tui.config_view import ABSENT, KeyDiff
 
 
 class KeyDiffTable(DataTable[Text | str]):
-    """Rows are differing keys; an absent key shows dimmed, so additions and removals stand out."""
+    """Rows are differing keys. An absent key shows dimmed, so additions and removals stand out."""
 
     DEFAULT_CSS = """
     KeyDiffTable { height: 1fr; }
@@ -21,14 +21,15 @@ class KeyDiffTable(DataTable[Text | str]):
         super().__init__(id=id, cursor_type="row", zebra_stripes=True)
 
     def show_diff(self, labels: Sequence[str], diffs: Sequence[KeyDiff], empty_text: str = "no differences") -> None:
-        """Show one column per label; ``diffs`` carry one value per label in the same order."""
+        """Show one column per label. ``diffs`` carry one value per label in the same order."""
+        # Text, not str: DataTable reads str as markup, and YAML lists are written in brackets.
         self.clear(columns=True)
-        self.add_column("key", key="key")
+        self.add_column(Text("key"), key="key")
         for index, label in enumerate(labels):
-            self.add_column(label, key=f"config-{index}")
+            self.add_column(Text(label), key=f"config-{index}")
         if not diffs:
             self.add_row(Text(empty_text, style="italic"), *([""] * len(labels)))
             return
         for diff in diffs:
-            values = [Text(value, style="dim italic") if value == ABSENT else value for value in diff.values]
-            self.add_row(diff.path, *values, key=diff.path)
+            values = [Text(value, style="dim italic") if value == ABSENT else Text(value) for value in diff.values]
+            self.add_row(Text(diff.path), *values, key=diff.path)

@@ -20,7 +20,7 @@ class LogTail(Log):
         self.border_title = "log"
 
     def show_lines(self, lines: Sequence[str]) -> None:
-        """Show exactly ``lines``; a tail that only grew appends, anything else redraws."""
+        """Show exactly ``lines``. A tail that only grew appends, anything else redraws."""
         lines = list(lines)
         if lines == self._shown:
             return

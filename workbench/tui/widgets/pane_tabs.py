@@ -1,4 +1,4 @@
-"""The row of pane tabs at the top of every screen; clicking a tab switches pane."""
+"""The row of pane tabs at the top of every screen. Clicking a tab switches pane."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from textual.widgets import Tab, Tabs
 
 
 class PaneTabs(Tabs):
-    """Tabs labelled with each pane's number key; the tab of ``current`` is active.
+    """Tabs labelled with each pane's number key. The tab of ``current`` is active.
 
     The tabs never take the keyboard focus, so left and right stay with the pane's widgets;
     the number keys switch panes instead.
@@ -36,6 +36,6 @@ class PaneTabs(Tabs):
         event.stop()
         mode = (event.tab.id or "").removeprefix("pane-")
         if mode and mode != self.current:
-            # Keep this screen's own tab lit; the next screen shows its own tabs.
+            # Keep this screen's own tab lit. The next screen shows its own tabs.
             self.active = f"pane-{self.current}"
             self.post_message(self.PaneChosen(mode))

@@ -1,4 +1,4 @@
-"""The list of config problems under the editor; choosing one moves the editor to its line."""
+"""The list of config problems under the editor. Choosing one moves the editor to its line."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from workbench.tui.config_view import Problem
 
 
 class ProblemList(OptionList):
-    """One option per problem, ``line N key: message``; green text when there are none."""
+    """One option per problem, ``line N key: message``. Green text when there are none."""
 
     DEFAULT_CSS = """
     ProblemList { height: auto; max-height: 6; border: round $error; }
@@ -21,7 +21,7 @@ class ProblemList(OptionList):
     """
 
     class ProblemChosen(Message):
-        """The user chose a problem; ``line`` is 1-based, ``None`` when the validator gave none."""
+        """The user chose a problem. ``line`` is 1-based, ``None`` when the validator gave none."""
 
         def __init__(self, problem: Problem) -> None:
             super().__init__()
@@ -38,7 +38,7 @@ class ProblemList(OptionList):
         return list(self._problems)
 
     def show_problems(self, problems: Sequence[Problem]) -> None:
-        """Replace the list; an empty list shows that the config is valid."""
+        """Replace the list. An empty list shows that the config is valid."""
         self._problems = list(problems)
         self.clear_options()
         self.set_class(not problems, "-valid")

@@ -29,7 +29,7 @@ STATUS_CLASSES = ("-queued", "-running", "-completed", "-stopped", "-failed", "-
 
 
 class RunPanel(Static):
-    """Shows a ``RunSnapshot`` as label and value rows; the run state shows as a CSS class."""
+    """Shows a ``RunSnapshot`` as label and value rows. The run state shows as a CSS class."""
 
     DEFAULT_CSS = """
     RunPanel { width: 34; height: 1fr; padding: 0 1; border: round $primary; }
@@ -40,7 +40,7 @@ class RunPanel(Static):
     """
 
     def show_snapshot(self, snapshot: RunSnapshot, now: datetime) -> None:
-        """Render the snapshot; ``now`` dates the heartbeat age."""
+        """Render the snapshot. ``now`` dates the heartbeat age."""
         stale = (
             snapshot.status.is_active
             and snapshot.heartbeat_at is not None
@@ -56,7 +56,7 @@ class RunPanel(Static):
         """Show a single line in place of run facts, e.g. when no run is chosen."""
         self.remove_class(*STATUS_CLASSES)
         self.border_title = "run"
-        self.update(message)
+        self.update(Text(message))
 
     def _facts(self, snapshot: RunSnapshot, now: datetime, stale: bool) -> Table:
         latest = {name: value for name, (_, value) in snapshot.latest.items()}
@@ -79,7 +79,7 @@ class RunPanel(Static):
         for label, value in _load_rows(snapshot.system, snapshot.devices):
             table.add_row(label, value)
         if snapshot.message:
-            table.add_row("message", snapshot.message)
+            table.add_row("message", Text(snapshot.message))
         return table
 
 
@@ -91,7 +91,7 @@ def _devices(snapshot: RunSnapshot) -> str:
 def _load_rows(system: SystemReading | None, devices: list[int]) -> list[tuple[str, str]]:
     if system is None:
         return [("host load", MISSING)]
-    # nvidia-smi lists every GPU of the host; a run on GPUs shows only its own.
+    # nvidia-smi lists every GPU of the host. A run on GPUs shows only its own.
     gpus = [gpu for gpu in system.gpus if gpu.index in devices] if devices else []
     if gpus:
         memory = " ".join(f"{gpu.index}:{format_bytes(gpu.memory_used)}/{format_bytes(gpu.memory_total)}" for gpu in gpus)

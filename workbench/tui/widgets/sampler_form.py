@@ -13,7 +13,7 @@ PREDICTORS = ("euler", "analytic")
 
 @dataclass(frozen=True)
 class SamplerSettings:
-    """Sampler settings; ``None`` means the run's own ``diffusion.sampling`` or ``data.seq_len`` value."""
+    """Sampler settings. ``None`` means the run's own ``diffusion.sampling`` or ``data.seq_len`` value."""
 
     predictor: str | None
     steps: int | None
@@ -77,7 +77,7 @@ class SamplerForm(Vertical):
             yield Checkbox("save to store", True, id="save", compact=True)
 
     def settings(self) -> SamplerSettings:
-        """Return the typed settings; raises ``ValueError`` naming the field at fault."""
+        """Return the typed settings. Raises ``ValueError`` naming the field at fault."""
         predictor = self.query_one("#predictor", Select).value
         length = parse_count(self.query_one("#length", Input).value, "length", default=None) if self.show_length else None
         seed_text = self.query_one("#seed", Input).value.strip() or "0"
