@@ -140,17 +140,18 @@ class SEDD(nn.Module):
             for block in self.blocks:
                 x = block(x, cos, signed_sin, c)
             log_score = self.output_layer(x, c)  # (B, L, D)
-        # In-place from here on: a (B, L, D) copy per operation is costly for a 50k vocabulary,
-        # and autograd does not need the head's output for its backward pass.
         log_score = log_score.float()
+        current = indices[..., None]  # (B, L, 1)
 
+        # Each pass over (B, L, D) is costly for a 50k vocabulary. The head's output is a view of
+        # a matmul result, and autograd copies the whole gradient for an in-place op on a view,
+        # so only the fresh tensor after the shift is modified in place.
         if self.config.scale_by_sigma:
             # An uninformed absorbing model has ratio 1 / ((e^sigma - 1) (D - 1)) from the mask
             # to each token. With this shift the network learns only the residual.
             shift = _log_expm1(sigma.float())[:, None, None] + math.log(self.config.vocab_size - 1)  # (B, 1, 1)
-            log_score.sub_(shift)
-
-        return log_score.scatter_(-1, indices[..., None], 0.0)
+            return (log_score - shift).scatter_(-1, current, 0.0)
+        return torch.scatter(log_score, -1, current, 0.0)
 
     def _check_inputs(self, indices: Tensor, sigma: Tensor) -> Tensor:
         """Validate shapes and dtypes and return sigma as ``(B,)``.
