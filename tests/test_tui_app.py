@@ -331,6 +331,7 @@ async def test_compare_curves_stable_colours(workbench):
         assert colours == {"#2 demo-0001": "green", "#3 demo-0002": "magenta"}
 
 
+@pytest.mark.slow  # the real-run flow checks the export too
 async def test_compare_export_writes_files(workbench, tmp_path):
     app = make_app(workbench)
     stem = tmp_path / "exports" / "two-runs"

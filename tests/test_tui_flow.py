@@ -1,8 +1,8 @@
 """End-to-end flows of the terminal UI with real tiny training runs on a real SQLite store.
 
 Each run is a real worker subprocess training a one-block model on a few kilobytes of the
-Python standard library, so these tests take seconds each. The launch, stop and resume flow
-is marked slow.
+Python standard library, so these tests take seconds each. The file took about 30 s on two
+lightly loaded cores, half of it in the launch, stop and resume flow.
 """
 
 from __future__ import annotations
@@ -208,7 +208,6 @@ async def test_compare_real_runs(trained, tmp_path):
     assert by_name["val_loss/best"][-1] == f"#{(run_a, run_b)[winner]} tiny-{'ab'[winner]}"
 
 
-@pytest.mark.slow
 async def test_editor_launch_watch_stop_resume(tmp_path):
     workbench = Workbench(str(tmp_path / "flow.db"))
     config = tiny_config("flow", tmp_path / "cache", steps=20000)

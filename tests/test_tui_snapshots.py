@@ -1,7 +1,8 @@
 """SVG snapshots of every pane at 80x24 on the seeded demo store (pytest-textual-snapshot).
 
 The store, the clock and the host readings are fixed, so a changed snapshot means a changed
-screen. After an intended change, review the new screens and accept them with
+screen. One snapshot per pane runs by default; the variants (a filter, a config problem, the
+config diff) are marked slow. After an intended change, review the new screens and accept them with
 ``pytest tests/test_tui_snapshots.py --snapshot-update``.
 """
 
@@ -74,6 +75,7 @@ def test_snapshot_experiments(snap_compare, demo_app):
     assert snap_compare(demo_app, terminal_size=TERMINAL, run_before=keys_then_settle("down", "space"))
 
 
+@pytest.mark.slow
 def test_snapshot_experiments_filtered(snap_compare, demo_app):
     run_before = keys_then_settle("slash", *"tag:abla", "enter")
     assert snap_compare(demo_app, terminal_size=TERMINAL, run_before=run_before)
@@ -83,6 +85,7 @@ def test_snapshot_editor(snap_compare, demo_app):
     assert snap_compare(demo_app, terminal_size=TERMINAL, run_before=keys_then_settle("e", validate=True))
 
 
+@pytest.mark.slow
 def test_snapshot_editor_problem(snap_compare, demo_app):
     async def run_before(pilot: Pilot) -> None:
         await keys_then_settle("e", validate=True)(pilot)
@@ -111,6 +114,7 @@ def test_snapshot_compare(snap_compare, demo_app):
     assert snap_compare(demo_app, terminal_size=TERMINAL, run_before=keys_then_settle("6", compare=(2, 3, 5)))
 
 
+@pytest.mark.slow
 def test_snapshot_compare_config(snap_compare, demo_app):
     run_before = keys_then_settle("6", "right", "right", compare=(2, 3, 5))
     assert snap_compare(demo_app, terminal_size=TERMINAL, run_before=run_before)

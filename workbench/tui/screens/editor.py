@@ -116,7 +116,8 @@ class EditorScreen(PaneScreen):
 
     def open(self, request: EditorRequest) -> None:
         """Load a config into the editor and focus it, asking first if unsaved text would be lost."""
-        self.editor.focus()
+        # set_focus acts at once, where focus() waits a turn and could lose to AUTO_FOCUS.
+        self.set_focus(self.editor)
         if not self.is_dirty:
             self.load_config(request)
             return
