@@ -412,13 +412,23 @@ TINY_MODEL = (
 )
 
 
-@pytest.mark.parametrize(
-    "name, extra",
-    [("tinyshakespeare", ()), ("wikitext2", ("data.vocab_size=300", "data.max_bytes=100000"))],
-)
-def test_local_corpus_config_trains(name, extra, shared_data, tmp_path, cache_dir):
-    config = load_config(CONFIGS / f"{name}.yaml", [*TINY_MODEL, *extra, f"data.cache_dir={cache_dir}"])
-    assert Path(config.data.train_files).is_relative_to(shared_data)
+def local_corpus_overrides(name, shared_data):
+    """The --set lines that point a shipped local-corpus config at the shared copies."""
+    if name == "tinyshakespeare":
+        return (f"data.train_files={shared_data / 'tinyshakespeare' / 'input.txt'}",)
+    raw = shared_data / "wikitext-2-raw"
+    return (
+        f"data.train_files={raw / 'train.txt'}", f"data.validation_files={raw / 'valid.txt'}",
+        f"data.test_files={raw / 'test.txt'}", "data.vocab_size=300", "data.max_bytes=100000",
+    )
+
+
+@pytest.mark.parametrize("name", ["tinyshakespeare", "wikitext2"])
+def test_local_corpus_config_trains(name, shared_data, tmp_path, cache_dir):
+    overrides = [*TINY_MODEL, *local_corpus_overrides(name, shared_data), f"data.cache_dir={cache_dir}"]
+    config = load_config(CONFIGS / f"{name}.yaml", overrides)
+    train_files = config.data.train_files
+    assert Path(train_files).is_relative_to(shared_data)
     result = train(config, tmp_path)
     assert result.status == "completed"
     assert result.last_val_loss is not None and math.isfinite(result.last_val_loss)
