@@ -207,6 +207,43 @@ def test_metric_curve_rejects_one_point(store: Store, run_id: int) -> None:
         store.metric_curve(run_id, "lr", max_points=1)
 
 
+def test_metric_curve_min_step_window(store: Store, run_id: int) -> None:
+    store.add_metrics(run_id, [(step, "lr", float(step), 0.0) for step in range(100)])
+    assert store.metric_curve(run_id, "lr", min_step=97) == [(97, 97.0), (98, 98.0), (99, 99.0)]
+    assert store.metric_curve(run_id, "lr", min_step=100) == []
+    assert len(store.metric_curve(run_id, "lr", min_step=None)) == 100
+
+
+def test_metric_curve_min_step_thinned(store: Store, run_id: int) -> None:
+    store.add_metrics(run_id, [(step, "lr", float(step), 0.0) for step in range(1000)])
+    window = store.metric_curve(run_id, "lr", max_points=11, min_step=500)
+    assert len(window) <= 11
+    assert window[0] == (500, 500.0)
+    assert window[-1] == (999, 999.0)
+
+
+def test_metric_stats_min_max_last(store: Store, run_id: int) -> None:
+    store.add_metrics(run_id, [(1, "val_loss", 3.0, 0.0), (2, "val_loss", 2.0, 1.0), (3, "val_loss", 2.5, 2.0)])
+    store.add_metrics(run_id, [(1, "lr", 0.1, 0.0)])
+    stats = store.metric_stats(run_id)
+    assert set(stats) == {"val_loss", "lr"}
+    assert stats["val_loss"].minimum == 2.0
+    assert stats["val_loss"].maximum == 3.0
+    assert stats["val_loss"].last == 2.5
+    assert stats["lr"].last == 0.1
+
+
+def test_metric_stats_empty_run(store: Store, run_id: int) -> None:
+    assert store.metric_stats(run_id) == {}
+
+
+def test_last_metrics_of_names(store: Store, run_id: int) -> None:
+    store.add_metrics(run_id, [(step, "train_loss", 10.0 - step, 0.0) for step in range(5)])
+    store.add_metrics(run_id, [(step, "lr", float(step), 0.0) for step in range(3)])
+    assert store.last_metrics(run_id, ["train_loss", "missing"]) == {"train_loss": (4, 6.0)}
+    assert store.last_metrics(run_id) == {"train_loss": (4, 6.0), "lr": (2, 2.0)}
+
+
 def test_metrics_unknown_run(store: Store) -> None:
     with pytest.raises(RunNotFound):
         store.add_metrics(7, [(1, "lr", 1.0, 0.0)])

@@ -268,6 +268,32 @@ async def test_monitor_shows_run_facts(workbench):
         assert lengths == {"train_loss": 75, "val_loss": 3}
 
 
+async def test_monitor_polls_only_new_points(workbench):
+    from workbench.store import MetricRow
+    from workbench.tui.screens.monitor import MonitorScreen
+
+    app = make_app(workbench)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("enter")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, MonitorScreen)
+        assert not screen.snapshot.incremental
+        run_id = screen.snapshot.run_id
+        workbench.store.add_metrics(run_id, [MetricRow(76, "train_loss", 1.5, 0.0), MetricRow(77, "train_loss", 1.4, 0.0)])
+        screen.poll()
+        await settle(pilot)
+        assert screen.snapshot.incremental
+        assert screen.snapshot.curves["train_loss"] == [(76, 1.5), (77, 1.4)]
+        assert screen.snapshot.curves["val_loss"] == []
+        plot = screen.query_one("#loss-plot", CurvePlot)
+        train = next(series for series in plot.series if series.label == "train_loss")
+        assert len(train.points) == 77
+        assert train.points[-2:] == [(76, 1.5), (77, 1.4)]
+        assert screen.snapshot.latest["train_loss"] == (77, 1.4)
+
+
 async def test_monitor_plot_toggles(workbench):
     app = make_app(workbench)
     async with app.run_test(size=SIZE) as pilot:

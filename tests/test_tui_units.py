@@ -11,11 +11,11 @@ import pytest
 
 from workbench.analysis.metrics import MetricSpec
 from workbench.errors import WorkbenchError
-from workbench.store import ExperimentSummary, MetricRow, RunStatus, Store
+from workbench.store import ExperimentSummary, MetricRow, MetricStats, RunStatus, Store
 from workbench.tui.app import load_keymap
-from workbench.tui.compare_data import best_flags, build_table, metric_stats, newest_eval_results
+from workbench.tui.compare_data import best_flags, build_table, newest_eval_results
 from workbench.tui.config_view import ABSENT, config_items, differing_keys, render_value, validation_problems
-from workbench.tui.curves import log_safe, next_level, smooth, zoom_recent
+from workbench.tui.curves import append_new, log_safe, next_level, smooth, thin, zoom_recent
 from workbench.tui.experiment_rows import matches_filter, row_cells, sort_summaries, visible_rows
 from workbench.tui.export import export_table
 from workbench.tui.formatting import format_age, format_eta, format_rate, format_step
@@ -157,6 +157,29 @@ def test_zoom_recent_window():
     assert zoom_recent(points, 0.1, last_step=200) == []
 
 
+def test_thin_keeps_first_and_last():
+    points = [(step, float(step)) for step in range(1001)]
+    thinned = thin(points, 101)
+    assert len(thinned) <= 101
+    assert thinned[0] == (0, 0.0)
+    assert thinned[-1] == (1000, 1000.0)
+    assert thin(points[:5], 10) == points[:5]
+
+
+def test_append_new_skips_overlap():
+    cached = [(1, 1.0), (2, 2.0)]
+    assert append_new(cached, [(2, 2.0), (3, 3.0)], max_points=10) == [(1, 1.0), (2, 2.0), (3, 3.0)]
+    assert append_new([], [(5, 5.0)], max_points=10) == [(5, 5.0)]
+
+
+def test_append_new_thins_past_double():
+    cached = [(step, 0.0) for step in range(20)]
+    merged = append_new(cached, [(20, 1.0)], max_points=10)
+    assert len(merged) <= 10
+    assert merged[0] == (0, 0.0)
+    assert merged[-1] == (20, 1.0)
+
+
 def test_log_safe_drops_nonpositive():
     assert log_safe([(1, 0.0), (2, -1.0), (3, 0.5), (4, math.inf)]) == [(3, 0.5)]
 
@@ -206,16 +229,6 @@ def test_render_value_flow_style():
 # Comparison data
 
 
-def test_metric_stats_min_max_last(store):
-    store.create_experiment("e", "exp_id: e\n")
-    run = store.create_run("e")
-    store.add_metrics(run.id, [MetricRow(1, "val_loss", 3.0, 0.0), MetricRow(2, "val_loss", 2.0, 1.0), MetricRow(3, "val_loss", 2.5, 2.0)])
-    stats = metric_stats(store, run.id)["val_loss"]
-    assert stats.minimum == 2.0
-    assert stats.maximum == 3.0
-    assert stats.last == 2.5
-
-
 def test_newest_eval_result_wins(store):
     store.create_experiment("e", "exp_id: e\n")
     run = store.create_run("e")
@@ -233,8 +246,6 @@ def test_best_flags_direction():
 
 
 def test_build_table_rows_and_best():
-    from workbench.tui.compare_data import MetricStats
-
     stats = [{"val_loss": MetricStats(1.5, 3.0, 1.7)}, {"val_loss": MetricStats(1.6, 3.1, 1.6)}]
     table = build_table(["#1 a", "#2 b"], [100, 80], stats, [{"test/bpt": (2.0, None)}, {}])
     names = [row.spec.name for row in table.rows]
@@ -247,8 +258,6 @@ def test_build_table_rows_and_best():
 
 
 def test_export_writes_csv_and_markdown(tmp_path):
-    from workbench.tui.compare_data import MetricStats
-
     stats = [{"val_loss": MetricStats(1.5, 3.0, 1.7)}, {"val_loss": MetricStats(1.6, 3.1, 1.6)}]
     table = build_table(["#1 a", "#2 b"], [100, 80], stats, [{}, {}])
     csv_path, markdown_path = export_table(table, tmp_path / "out" / "cmp")
@@ -263,8 +272,6 @@ def test_export_writes_csv_and_markdown(tmp_path):
 
 
 def test_export_unwritable_folder_names_it(tmp_path):
-    from workbench.tui.compare_data import MetricStats
-
     blocker = tmp_path / "file"
     blocker.write_text("")
     table = build_table(["a", "b"], [1, 2], [{"val_loss": MetricStats(1, 1, 1)}, {}], [{}, {}])

@@ -12,7 +12,7 @@ from workbench.errors import (
 from workbench.store.engine import DB_ENV_VAR, DEFAULT_DB_PATH, resolve_url
 from workbench.store.migrations import MIGRATIONS, Migration
 from workbench.store.models import Base, EvalResult, Experiment, Metric, Run, RunStatus, Sample, SchemaVersion
-from workbench.store.queries import ExperimentSummary
+from workbench.store.queries import ExperimentSummary, MetricStats
 from workbench.store.records import MetricRow
 from workbench.store.store import ACTIVE_STATUSES, Store, validate_exp_id
 
@@ -30,6 +30,7 @@ __all__ = [
     "MIGRATIONS",
     "Metric",
     "MetricRow",
+    "MetricStats",
     "Migration",
     "Run",
     "RunActive",

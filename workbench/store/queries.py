@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -39,6 +40,15 @@ class ExperimentSummary:
     devices: list[Any] | None = None
     host: str | None = None
     heartbeat_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class MetricStats:
+    """One metric of one run: minimum, maximum and the most recently logged value."""
+
+    minimum: float
+    maximum: float
+    last: float
 
 
 class _Sessions(Protocol):
@@ -86,17 +96,24 @@ class QueriesMixin:
         return [_summary(*row) for row in rows]
 
     def metric_curve(
-        self: _Sessions, run_id: int, name: str, max_points: int | None = None
+        self: _Sessions, run_id: int, name: str, max_points: int | None = None, min_step: int | None = None
     ) -> list[tuple[int, float]]:
         """Return ``(step, value)`` pairs of one metric in step order.
 
-        With ``max_points``, a longer curve is thinned to every k-th point (k chosen so at most
-        ``max_points`` remain, always keeping the first and the last), so plotted values are real
-        logged values rather than averages.
+        With ``min_step``, only points at that step or later are read: a poller that passes
+        one more than its last cached step reads only the new points, and a zoomed plot reads
+        only its window. The index on ``(run_id, name, step)`` makes that cost grow with the
+        points returned, not with the length of the run.
+
+        With ``max_points``, a longer curve (or window) is thinned to every k-th point (k chosen
+        so at most ``max_points`` remain, always keeping the first and the last), so plotted
+        values are real logged values rather than averages.
         """
         if max_points is not None and max_points < 2:
             raise ValueError(f"max_points must be at least 2 (first and last point), got {max_points}")
-        where = (Metric.run_id == run_id, Metric.name == name)
+        where = [Metric.run_id == run_id, Metric.name == name]
+        if min_step is not None:
+            where.append(Metric.step >= min_step)
         with self.read() as session:
             count = session.scalar(select(func.count()).select_from(Metric).where(*where)) or 0
             if max_points is None or count <= max_points:
@@ -121,8 +138,15 @@ class QueriesMixin:
         with self.read() as session:
             return list(session.scalars(select(Metric.name).where(Metric.run_id == run_id).distinct().order_by(Metric.name)))
 
-    def last_metrics(self: _Sessions, run_id: int) -> dict[str, tuple[int, float]]:
-        """Return each metric's latest ``(step, value)`` for a run."""
+    def last_metrics(self: _Sessions, run_id: int, names: Sequence[str] | None = None) -> dict[str, tuple[int, float]]:
+        """Return each metric's latest ``(step, value)`` for a run.
+
+        Without ``names`` every metric of the run is scanned once. With ``names`` each one is
+        a single lookup at the end of its index range, so the cost stays flat as the run grows.
+        Names the run never logged are left out of the result.
+        """
+        if names is not None:
+            return _last_of_names(self, run_id, names)
         latest = (
             select(Metric.name, func.max(Metric.id).label("id"))
             .where(Metric.run_id == run_id)
@@ -134,6 +158,23 @@ class QueriesMixin:
                 select(Metric.name, Metric.step, Metric.value).join(latest, latest.c.id == Metric.id)
             ).all()
         return {name: (step, value) for name, step, value in rows}
+
+    def metric_stats(self: _Sessions, run_id: int) -> dict[str, MetricStats]:
+        """Return the minimum, maximum and last logged value of every metric of a run.
+
+        The extremes are aggregated in SQL, and "last" is the row with the highest id of each
+        name, so a run's history never reaches Python.
+        """
+        extremes = (
+            select(Metric.name, func.min(Metric.value), func.max(Metric.value), func.max(Metric.id))
+            .where(Metric.run_id == run_id)
+            .group_by(Metric.name)
+        )
+        with self.read() as session:
+            rows = session.execute(extremes).all()
+            last_ids = [row[3] for row in rows]
+            last_values = dict(session.execute(select(Metric.id, Metric.value).where(Metric.id.in_(last_ids))).all())
+        return {name: MetricStats(minimum, maximum, last_values[last_id]) for name, minimum, maximum, last_id in rows}
 
     def list_samples(
         self: _Sessions, run_id: int, kind: str | None = None, limit: int | None = None
@@ -151,6 +192,21 @@ class QueriesMixin:
         """Return a run's evaluation results in insertion order."""
         with self.read() as session:
             return list(session.scalars(select(EvalResult).where(EvalResult.run_id == run_id).order_by(EvalResult.id)))
+
+
+def _last_of_names(store: _Sessions, run_id: int, names: Sequence[str]) -> dict[str, tuple[int, float]]:
+    latest: dict[str, tuple[int, float]] = {}
+    with store.read() as session:
+        for name in names:
+            row = session.execute(
+                select(Metric.step, Metric.value)
+                .where(Metric.run_id == run_id, Metric.name == name)
+                .order_by(Metric.step.desc(), Metric.id.desc())
+                .limit(1)
+            ).first()
+            if row is not None:
+                latest[name] = (row[0], row[1])
+    return latest
 
 
 def _summary(

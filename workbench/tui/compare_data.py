@@ -2,7 +2,8 @@
 
 The table reuses the analysis suite's ``ComparisonTable`` (cells, best marks, CSV and Markdown
 output). Its training rows are the best and the last value of each trainer metric per run,
-aggregated in SQL; its analysis rows are the newest stored evaluation result of each name.
+aggregated in SQL by ``Store.metric_stats``. Its analysis rows are the newest stored
+evaluation result of each name.
 """
 
 from __future__ import annotations
@@ -12,11 +13,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select
-
 from workbench.analysis.compare import Cell, ComparisonRow, ComparisonTable
 from workbench.analysis.metrics import MetricSpec, metric_spec, sort_key
-from workbench.store import Metric, Run, Store
+from workbench.store import MetricStats, Run, Store
 from workbench.tui.curves import Point
 
 
@@ -49,15 +48,6 @@ CURVE_METRICS = ("val_loss", "train_loss", "val_bpt", "tokens_per_sec")
 
 
 @dataclass(frozen=True)
-class MetricStats:
-    """One metric of one run: minimum, maximum and the most recently logged value."""
-
-    minimum: float
-    maximum: float
-    last: float
-
-
-@dataclass(frozen=True)
 class RunComparison:
     """Everything the compare pane shows. ``labels`` name the runs in column order."""
 
@@ -70,24 +60,6 @@ class RunComparison:
 
 def run_label(run: Run) -> str:
     return f"#{run.id} {run.experiment.exp_id}"
-
-
-def metric_stats(store: Store, run_id: int) -> dict[str, MetricStats]:
-    """Return min, max and last value of every metric of a run, aggregated in SQL.
-
-    NOTE: this belongs with the other read queries of the store; it lives here until the
-    store offers a per-run metric aggregate.
-    """
-    extremes = (
-        select(Metric.name, func.min(Metric.value), func.max(Metric.value), func.max(Metric.id))
-        .where(Metric.run_id == run_id)
-        .group_by(Metric.name)
-    )
-    with store.read() as session:
-        rows = session.execute(extremes).all()
-        last_ids = [row[3] for row in rows]
-        last_values = dict(session.execute(select(Metric.id, Metric.value).where(Metric.id.in_(last_ids))).all())
-    return {name: MetricStats(minimum, maximum, last_values[last_id]) for name, minimum, maximum, last_id in rows}
 
 
 def best_flags(spec: MetricSpec, values: Sequence[float | None]) -> list[bool]:
@@ -145,7 +117,7 @@ def read_comparison(store: Store, run_ids: Sequence[int], *, max_points: int = 1
     """Read the runs' metrics, curves, configs and analysis results. Raises ``RunNotFound``."""
     runs = [store.get_run(run_id) for run_id in run_ids]
     labels = [run_label(run) for run in runs]
-    stats = [metric_stats(store, run.id) for run in runs]
+    stats = [store.metric_stats(run.id) for run in runs]
     analysis = [newest_eval_results(store, run.id) for run in runs]
     table = build_table(labels, [run.last_step for run in runs], stats, analysis)
     curves = {run.id: {name: store.metric_curve(run.id, name, max_points=max_points) for name in CURVE_METRICS} for run in runs}

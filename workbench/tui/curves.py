@@ -58,6 +58,32 @@ def zoom_recent(points: Sequence[Point], fraction: float, last_step: int | None 
     return [point for point in points if point[0] >= start]
 
 
+def thin(points: Sequence[Point], max_points: int) -> list[Point]:
+    """Return every k-th point, k chosen so at most ``max_points`` remain, keeping the first and the last.
+
+    The same rule as ``Store.metric_curve``, so a cache that appends new points and thins
+    itself keeps real logged values at a similar spacing.
+    """
+    if max_points < 2:
+        raise ValueError(f"max_points must be at least 2 (first and last point), got {max_points}")
+    if len(points) <= max_points:
+        return list(points)
+    stride = math.ceil((len(points) - 1) / (max_points - 1))
+    last = len(points) - 1
+    return [point for index, point in enumerate(points) if index % stride == 0 or index == last]
+
+
+def append_new(cached: Sequence[Point], new: Sequence[Point], max_points: int) -> list[Point]:
+    """Append the points of ``new`` later than the last cached step, thinning once the cache passes ``2 * max_points``.
+
+    Points at or before the last cached step are dropped, so reading an overlapping window
+    twice (two polls that raced) never duplicates a point.
+    """
+    last_step = cached[-1][0] if cached else None
+    merged = list(cached) + [point for point in new if last_step is None or point[0] > last_step]
+    return thin(merged, max_points) if len(merged) > 2 * max_points else merged
+
+
 def log_safe(points: Sequence[Point]) -> list[Point]:
     """Return only the points a log axis can draw (finite and > 0)."""
     return [(step, value) for step, value in points if math.isfinite(value) and value > 0]

@@ -1,15 +1,19 @@
 """The run monitor's view of one run at one instant, read from the store in a worker thread.
 
 ``read_run_snapshot`` makes a handful of indexed queries: the run row, each plotted metric
-thinned in SQL to ``max_points`` (``Store.metric_curve``) and the latest value of every
-metric. It adds the tail of the run's log (``Workbench.tail_log``) and a host resource
-reading. A run's full metric history never reaches Python: SQLite scans the index and sends
-at most ``max_points`` rows per curve.
+thinned in SQL to ``max_points`` (``Store.metric_curve``) and the latest value of each
+plotted metric. It adds the tail of the run's log (``Workbench.tail_log``) and a host
+resource reading. A run's full metric history never reaches Python: SQLite scans the index
+and sends at most ``max_points`` rows per curve.
+
+The monitor reads each run whole once, then passes ``since`` (its last cached step per
+curve) so that later polls read only the new points. Their cost then depends on the points
+logged since the last poll, not on the length of the run.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -27,7 +31,11 @@ AUX_METRICS = ("lr", "grad_norm", "tokens_per_sec")
 
 @dataclass(frozen=True)
 class RunSnapshot:
-    """A run's state, curves, latest metrics, log tail and host readings at ``read_at``."""
+    """A run's state, curves, latest metrics, log tail and host readings at ``read_at``.
+
+    With ``incremental`` the curves hold only the points after the steps the reader passed
+    as ``since``, and the caller appends them to the curves it has.
+    """
 
     run_id: int
     exp_id: str
@@ -43,6 +51,7 @@ class RunSnapshot:
     run_dir: str | None
     read_at: datetime
     curves: dict[str, list[Point]] = field(default_factory=dict)
+    incremental: bool = False
     latest: dict[str, tuple[int, float]] = field(default_factory=dict)
     eta_seconds: float | None = None
     log_lines: list[str] = field(default_factory=list)
@@ -57,12 +66,29 @@ def read_run_snapshot(
     max_points: int = 2000,
     log_lines: int = 200,
     probe: Callable[[], SystemReading] | None = None,
+    since: Mapping[str, int] | None = None,
+    first_step: int | None = None,
 ) -> RunSnapshot:
-    """Read one run's monitor state. Raises ``RunNotFound`` when the run was deleted."""
+    """Read one run's monitor state. Raises ``RunNotFound`` when the run was deleted.
+
+    Without ``since`` every curve is read whole. With ``since``, a mapping from metric name
+    to the last step the caller has, only later points of those curves are read, and a curve
+    missing from it is read whole. ``first_step``, the first ``train_loss`` step the caller
+    has, is then used as the curve's start in the ETA.
+    """
     store = workbench.store
     run = store.get_run(run_id)
-    curves = {name: store.metric_curve(run_id, name, max_points=max_points) for name in LOSS_METRICS + AUX_METRICS}
-    latest = store.last_metrics(run_id)
+    names = LOSS_METRICS + AUX_METRICS
+    after = since or {}
+    curves = {
+        name: store.metric_curve(
+            run_id, name, max_points=max_points, min_step=after[name] + 1 if name in after else None
+        )
+        for name in names
+    }
+    if first_step is None and curves["train_loss"]:
+        first_step = curves["train_loss"][0][0]
+    latest = store.last_metrics(run_id, names)
     tokens_per_sec = latest.get("tokens_per_sec", (0, None))[1]
     eta = estimate_eta(
         status=run.status,
@@ -70,7 +96,7 @@ def read_run_snapshot(
         total_steps=run.total_steps,
         tokens_per_sec=tokens_per_sec,
         tokens_per_step=_tokens_per_step(run.info),
-        first_step=curves["train_loss"][0][0] if curves["train_loss"] else None,
+        first_step=first_step,
         started_at=run.started_at,
         now=now,
     )
@@ -89,6 +115,7 @@ def read_run_snapshot(
         run_dir=run.run_dir,
         read_at=now,
         curves=curves,
+        incremental=since is not None,
         latest=latest,
         eta_seconds=eta,
         # A queued run has no folder and no log yet.

@@ -8,7 +8,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 
-from workbench.tui.curves import SMOOTHING_LEVELS, ZOOM_LEVELS, next_level
+from workbench.tui.curves import SMOOTHING_LEVELS, ZOOM_LEVELS, Point, append_new, next_level
 from workbench.tui.run_snapshot import AUX_METRICS, RunSnapshot, read_run_snapshot
 from workbench.tui.screens.base import PaneScreen
 from workbench.tui.screens.run_picker import RunPickerScreen
@@ -16,14 +16,20 @@ from workbench.tui.widgets.curve_plot import CurvePlot, Series
 from workbench.tui.widgets.log_tail import LogTail
 from workbench.tui.widgets.run_panel import RunPanel
 
-# Curves keep at most this many points per metric. A plot is narrower than that in cells.
+# A whole-curve read returns at most this many points per metric, and the cache of a curve
+# is thinned back to it once new points double it. A plot is narrower than that in cells.
 MAX_POINTS = 2000
 LOSS_COLORS = {"train_loss": "cyan", "val_loss": "orange"}
 AUX_LABELS = {"lr": "learning rate", "grad_norm": "gradient norm", "tokens_per_sec": "tokens per second"}
 
 
 class MonitorScreen(PaneScreen):
-    """Follows the app's current run, polling the store every ``poll_interval`` seconds."""
+    """Follows the app's current run, polling the store every ``poll_interval`` seconds.
+
+    The first poll of a run reads its curves whole. Later polls read only the points after
+    the last cached step of each curve and append them, so a poll costs the same at step
+    100 and at step 100,000.
+    """
 
     MODE = "monitor"
     BINDINGS = [
@@ -37,11 +43,17 @@ class MonitorScreen(PaneScreen):
     ]
 
     class SnapshotRead(Message):
-        """A poll finished. It replaces an older snapshot still in the queue, so the UI draws the newest."""
+        """A poll finished. It replaces an older snapshot still in the queue, so the UI draws the newest.
 
-        def __init__(self, snapshot: RunSnapshot) -> None:
+        Dropping an older incremental snapshot loses no points: the newer one was read after
+        the same or a later cached step, so it contains them. ``generation`` is the cache
+        generation the poll started from, or ``None`` for a snapshot read outside a poll.
+        """
+
+        def __init__(self, snapshot: RunSnapshot, generation: int | None = None) -> None:
             super().__init__()
             self.snapshot = snapshot
+            self.generation = generation
 
         def can_replace(self, message: Message) -> bool:
             return isinstance(message, MonitorScreen.SnapshotRead)
@@ -50,6 +62,11 @@ class MonitorScreen(PaneScreen):
         super().__init__()
         self.snapshot: RunSnapshot | None = None
         self.aux_metric: str | None = None
+        # Cached points per metric of ``_cached_run_id``. The generation counts resets, so an
+        # incremental snapshot read before a reset is not appended to the emptied cache.
+        self.curves: dict[str, list[Point]] = {}
+        self._cached_run_id: int | None = None
+        self._generation = 0
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(id="monitor-main"):
@@ -69,33 +86,58 @@ class MonitorScreen(PaneScreen):
 
     def _run_changed(self, run_id: int | None) -> None:
         self.snapshot = None
+        self._reset_curves()
         if run_id is None:
             self.query_one(RunPanel).show_message("No run chosen: press p, or Enter on an experiment in pane 1")
             return
         self.poll()
 
-    @work(thread=True, exclusive=True, group="monitor-poll", exit_on_error=False, description="Read run")
+    def _reset_curves(self) -> None:
+        self.curves = {}
+        self._cached_run_id = None
+        self._generation += 1
+
     def poll(self) -> None:
-        """Read the current run's snapshot in a thread and post it to the UI."""
+        """Read the current run's snapshot in a thread: whole the first time, then only new points."""
         run_id = self.workbench_app.run_id
         if run_id is None:
             return
+        since: dict[str, int] | None = None
+        first_step = None
+        if self._cached_run_id == run_id:
+            since = {name: points[-1][0] for name, points in self.curves.items() if points}
+            train = self.curves.get("train_loss")
+            first_step = train[0][0] if train else None
+        self.read_snapshot(run_id, since, first_step, self._generation)
+
+    @work(thread=True, exclusive=True, group="monitor-poll", exit_on_error=False, description="Read run")
+    def read_snapshot(self, run_id: int, since: dict[str, int] | None, first_step: int | None, generation: int) -> None:
         snapshot = read_run_snapshot(
             self.workbench,
             run_id,
             now=self.workbench_app.clock(),
             max_points=MAX_POINTS,
             probe=self.workbench_app.probe,
+            since=since,
+            first_step=first_step,
         )
-        self.post_message(self.SnapshotRead(snapshot))
+        self.post_message(self.SnapshotRead(snapshot, generation))
 
     def on_monitor_screen_snapshot_read(self, message: SnapshotRead) -> None:
         snapshot = message.snapshot
         if snapshot.run_id != self.workbench_app.run_id:
             return  # the user chose another run while this one was read
+        if snapshot.incremental:
+            if message.generation != self._generation or self._cached_run_id != snapshot.run_id:
+                return  # read from a cache that was reset since; the next poll reads the run whole
+            for name, points in snapshot.curves.items():
+                self.curves[name] = append_new(self.curves.get(name, []), points, MAX_POINTS)
+        else:
+            self.curves = {name: list(points) for name, points in snapshot.curves.items()}
+            self._cached_run_id = snapshot.run_id
         self.snapshot = snapshot
         self.query_one(RunPanel).show_snapshot(snapshot, self.workbench_app.clock())
-        loss = [Series(name, snapshot.curves.get(name, []), color) for name, color in LOSS_COLORS.items()]
+        loss = [Series(name, self.curves.get(name, []), color) for name, color in LOSS_COLORS.items()]
         self.query_one("#loss-plot", CurvePlot).set_series(loss)
         self._show_aux()
         self.query_one(LogTail).show_lines(snapshot.log_lines)
@@ -106,7 +148,7 @@ class MonitorScreen(PaneScreen):
         if self.aux_metric is None or self.snapshot is None:
             return
         plot.plot_title = AUX_LABELS[self.aux_metric]
-        plot.set_series([Series(self.aux_metric, self.snapshot.curves.get(self.aux_metric, []), "green")])
+        plot.set_series([Series(self.aux_metric, self.curves.get(self.aux_metric, []), "green")])
 
     # Plot settings
 
