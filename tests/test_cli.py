@@ -269,3 +269,48 @@ def test_status_lists_runs(db: str, finished_run: int) -> None:
     assert "completed" in listed.stdout
     assert "5/5" in listed.stdout
     assert active.stdout == "No active runs.\n"
+
+
+@pytest.fixture(scope="module")
+def trained_db(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, int]:
+    from test_services import train_tiny_run
+
+    db, run_id = train_tiny_run(tmp_path_factory.mktemp("trained"))
+    return str(db), run_id
+
+
+def test_checkpoints_lists_files(trained_db: tuple[str, int]) -> None:
+    db, run_id = trained_db
+    result = invoke(db, "checkpoints", str(run_id))
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    assert lines[0].rstrip() == f"Checkpoints of run {run_id}"
+    names = [line.split()[1] for line in lines if ".pt" in line]
+    assert names == ["step_2.pt", "step_4.pt", "best.pt"]
+    assert "best" in next(line for line in lines if "best.pt" in line).split()[3:]
+
+
+def test_checkpoints_none_yet(db: str, finished_run: int) -> None:
+    result = invoke(db, "checkpoints", str(finished_run))
+    assert result.exit_code == 0
+    assert result.stdout.startswith(f"Run {finished_run} has no checkpoints yet;")
+
+
+def test_sample_with_checkpoint(trained_db: tuple[str, int]) -> None:
+    db, run_id = trained_db
+    result = invoke(db, "sample", str(run_id), "--checkpoint", "best.pt", "--num", "1", "--length", "8")
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("1 ─")
+    assert len(lines) >= 2
+
+
+def test_infill_unknown_checkpoint(trained_db: tuple[str, int]) -> None:
+    db, run_id = trained_db
+    result = invoke(db, "infill", str(run_id), "--prefix", "a", "--checkpoint", "step_9.pt")
+    assert result.exit_code == 1
+    folder = Path(db).parent / "checkpoints" / "trained" / "1" / "checkpoints"
+    assert result.stderr == (
+        f"Error: run {run_id} has no checkpoint 'step_9.pt' in {folder}; it has step_2.pt, step_4.pt, "
+        f"best.pt. Run `workbench checkpoints {run_id}` to list them\n"
+    )

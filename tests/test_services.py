@@ -1,8 +1,14 @@
-"""Tests of the service layer on a real SQLite store, with stand-in workers for launches."""
+"""Tests of the service layer on a real SQLite store.
+
+Launches use stand-in workers. Checkpoint choice, sampling and cancellation use one tiny model
+trained in this process, once per module.
+"""
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
@@ -12,12 +18,14 @@ from test_launcher import stand_in
 from workbench.errors import (
     ExperimentExists,
     ExperimentNotFound,
+    GenerationCancelled,
     InvalidConfig,
     NoCheckpoint,
     RunActive,
     WorkbenchError,
 )
 from workbench.services import GeneratedText, Segment, Workbench, latest_checkpoint
+from workbench.services.checkpoints import load_checkpoint_model
 from workbench.services.configs import load_validated
 from workbench.services.generation import parse_template
 from workbench.services.quickstart import QUICKSTART_EXP_ID, quickstart_config_path
@@ -33,6 +41,59 @@ data:
 model: {hidden_size: 32, cond_dim: 16, n_blocks: 1, n_heads: 2}
 training: {batch_size: 4, steps: 7, warmup: 1}
 """
+
+
+# Trains in a few seconds on a CPU, tokenizing included: steps 2 and 4 write step files, and best.pt follows
+# the lower of the two validation losses.
+TRAINED_CONFIG = """\
+exp_id: trained
+gpu: cpu
+data: {{corpus: stdlib, tokenizer: char, seq_len: 32, max_bytes: 40000, cache_dir: {cache_dir}}}
+model: {{hidden_size: 32, cond_dim: 16, n_blocks: 1, n_heads: 2, dropout: 0.0}}
+diffusion: {{sampling: {{steps: 4}}}}
+training:
+  batch_size: 8
+  steps: 4
+  warmup: 2
+  lr: 1.0e-3
+  ema: 0.9
+  log_every: 1
+  eval_every: 2
+  eval_blocks: 8
+  eval_times: 2
+  snapshot_every: 0
+  checkpoint_every: 2
+  keep_checkpoints: 2
+"""
+
+
+def train_tiny_run(root: Path) -> tuple[Path, int]:
+    """Train a tiny model in this process and record it as a completed run; return the store path and run id."""
+    from sedd.config import load_config
+    from sedd.train import train
+
+    from workbench.store import Store
+
+    config_text = TRAINED_CONFIG.format(cache_dir=root / "cache")
+    run_dir = root / "checkpoints" / "trained" / "1"
+    train(load_config(config_text), run_dir)
+    store = Store(root / "experiments.db")
+    try:
+        store.create_experiment("trained", config_text)
+        run = store.create_run("trained", total_steps=4)
+        store.update_run(run.id, run_dir=str(run_dir), last_step=4)
+        store.finish_run(run.id, RunStatus.COMPLETED)
+    finally:
+        store.close()
+    return root / "experiments.db", run.id
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Workbench, int]:
+    db, run_id = train_tiny_run(tmp_path_factory.mktemp("trained"))
+    opened = Workbench(db)
+    yield opened, run_id
+    opened.close()
 
 
 @pytest.fixture
@@ -244,6 +305,125 @@ def test_sample_invalid_count(workbench: Workbench) -> None:
     with pytest.raises(InvalidConfig, match="num must be a positive integer, got 0"):
         workbench.sample(1, num=0)
 
+
+
+def test_list_checkpoints_steps_and_best(trained: tuple[Workbench, int]) -> None:
+    workbench, run_id = trained
+    found = workbench.list_checkpoints(run_id)
+    assert [info.name for info in found] == ["step_2.pt", "step_4.pt", "best.pt"]
+    assert [info.step for info in found[:2]] == [2, 4]
+    best = found[-1]
+    assert best.is_best
+    assert best.step in (2, 4)
+    # best.pt is a hard link of the step file written with it, which is marked best too.
+    assert [info.is_best for info in found[:2]] == [best.step == 2, best.step == 4]
+    assert all(info.size > 0 for info in found)
+    assert all(info.modified_at.tzinfo is not None for info in found)
+
+
+def test_list_checkpoints_copied_best(trained: tuple[Workbench, int], workbench: Workbench, config_file: Path, tmp_path: Path) -> None:
+    trained_workbench, trained_id = trained
+    source = Path(trained_workbench.store.get_run(trained_id).run_dir) / "checkpoints"
+    folder = tmp_path / "run" / "checkpoints"
+    folder.mkdir(parents=True)
+    # A copy, not a hard link: the step is read from the file itself.
+    shutil.copyfile(source / "step_2.pt", folder / "best.pt")
+    shutil.copyfile(source / "step_4.pt", folder / "step_4.pt")
+    workbench.create_experiment("one", config_path=config_file)
+    run = workbench.store.create_run("one")
+    workbench.store.update_run(run.id, run_dir=str(tmp_path / "run"))
+    found = workbench.list_checkpoints(run.id)
+    assert [(info.name, info.step, info.is_best) for info in found] == [("step_4.pt", 4, False), ("best.pt", 2, True)]
+
+
+def test_list_checkpoints_unstarted_run(workbench: Workbench, config_file: Path) -> None:
+    workbench.create_experiment("one", config_path=config_file)
+    run = workbench.store.create_run("one")
+    assert workbench.list_checkpoints(run.id) == []
+
+
+def test_latest_checkpoint_equals_model_folder(trained: tuple[Workbench, int]) -> None:
+    from sedd.model import load_pretrained
+
+    workbench, run_id = trained
+    run_dir = Path(workbench.store.get_run(run_id).run_dir)
+    rebuilt, step = load_checkpoint_model(run_dir / "checkpoints" / "step_4.pt", "cpu")
+    saved = load_pretrained(run_dir / "model").state_dict()
+    assert step == 4
+    assert not rebuilt.training
+    for name, tensor in rebuilt.state_dict().items():
+        assert tensor.equal(saved[name]), name
+
+
+def test_older_checkpoint_has_other_weights(trained: tuple[Workbench, int]) -> None:
+    workbench, run_id = trained
+    folder = Path(workbench.store.get_run(run_id).run_dir) / "checkpoints"
+    older, _ = load_checkpoint_model(folder / "step_2.pt", "cpu")
+    newer, _ = load_checkpoint_model(folder / "step_4.pt", "cpu")
+    differing = [name for name, tensor in older.state_dict().items() if not tensor.equal(newer.state_dict()[name])]
+    assert differing
+
+
+def test_sample_from_checkpoint_matches_latest(trained: tuple[Workbench, int]) -> None:
+    workbench, run_id = trained
+    latest = workbench.sample(run_id, num=2, length=16, seed=3)
+    from_file = workbench.sample(run_id, num=2, length=16, seed=3, checkpoint="step_4.pt")
+    assert [text.text for text in from_file] == [text.text for text in latest]
+
+
+def test_sample_unknown_checkpoint_lists_present(trained: tuple[Workbench, int]) -> None:
+    workbench, run_id = trained
+    with pytest.raises(NoCheckpoint) as raised:
+        workbench.sample(run_id, checkpoint="step_9.pt")
+    message = str(raised.value)
+    assert f"run {run_id} has no checkpoint 'step_9.pt'" in message
+    assert "it has step_2.pt, step_4.pt, best.pt" in message
+    assert f"`workbench checkpoints {run_id}`" in message
+
+
+def test_sample_missing_checkpoint_path(trained: tuple[Workbench, int], tmp_path: Path) -> None:
+    workbench, run_id = trained
+    with pytest.raises(NoCheckpoint, match="checkpoint file .*nothing.pt' not found"):
+        workbench.sample(run_id, checkpoint=str(tmp_path / "nothing.pt"))
+
+
+def test_sample_corrupt_checkpoint(trained: tuple[Workbench, int], tmp_path: Path) -> None:
+    workbench, run_id = trained
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(b"not a checkpoint")
+    with pytest.raises(NoCheckpoint, match=f"cannot load checkpoint {corrupt}"):
+        workbench.sample(run_id, checkpoint=str(corrupt))
+
+
+def test_infill_from_best_saves_its_step(trained: tuple[Workbench, int]) -> None:
+    workbench, run_id = trained
+    best = workbench.list_checkpoints(run_id)[-1]
+    texts = workbench.infill(run_id, template="def [MASK:4](self):", checkpoint="best.pt", save=True)
+    stored = workbench.store.list_samples(run_id, kind="infill", limit=1)
+    assert texts[0].text.startswith("def ")
+    assert stored[0].step == best.step
+    assert stored[0].text == texts[0].text
+
+
+def test_sample_cancel_event_before_start(trained: tuple[Workbench, int]) -> None:
+    workbench, run_id = trained
+    cancel = threading.Event()
+    cancel.set()
+    before = len(workbench.store.list_samples(run_id))
+    with pytest.raises(GenerationCancelled, match="cancelled before step 1 of 4; nothing was saved"):
+        workbench.sample(run_id, num=1, cancel=cancel, save=True)
+    assert len(workbench.store.list_samples(run_id)) == before
+
+
+def test_infill_cancel_callable_mid_run(trained: tuple[Workbench, int]) -> None:
+    workbench, run_id = trained
+    steps_done: list[int] = []
+    with pytest.raises(GenerationCancelled, match="before step 3 of 8"):
+        workbench.infill(
+            run_id, prefix="import ", length=4, steps=8,
+            progress=lambda step, _: steps_done.append(step), cancel=lambda: len(steps_done) >= 2,
+        )  # fmt: skip
+    assert steps_done == [1, 2]
 
 
 def test_quickstart_config_packaged() -> None:

@@ -133,6 +133,31 @@ async def test_sample_pane_generates_and_saves(trained):
     assert [sample.text for sample in reversed(stored)] == [text.text for text in texts]
 
 
+async def test_sample_pane_chosen_checkpoint(trained):
+    workbench, (run_a, _) = trained
+    app = make_app(workbench)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        app.run_id = run_a
+        await pilot.press("4")
+        await settle(pilot)
+        screen = app.screen
+        select = screen.query_one("#checkpoint")
+        names = [value for _, value in select._options if isinstance(value, str)]
+        assert names == ["step_10.pt", "step_20.pt", "step_30.pt", "best.pt"]
+        select.value = "step_10.pt"
+        screen.query_one("#num").value = "1"
+        screen.query_one("#steps").value = "4"
+        await pilot.press("ctrl+g")
+        await wait_until(pilot, lambda: not screen.is_generating, timeout=120)
+        await settle(pilot)
+        assert "done: 1 texts" in str(screen.query_one("#progress-text").render())
+        generated = screen.query_one(GeneratedView).texts[0].text
+    # Samples are stored at the step of the checkpoint that drew them.
+    at_step_10 = [sample.text for sample in workbench.store.list_samples(run_a, kind="sample") if sample.step == 10]
+    assert at_step_10 == [generated]
+
+
 async def test_infill_pane_keeps_prompt(trained):
     workbench, (run_a, _) = trained
     app = make_app(workbench)

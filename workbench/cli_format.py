@@ -10,6 +10,7 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.table import Table
 
+    from workbench.services import CheckpointInfo
     from workbench.store import ExperimentSummary, Run
 
 STATUS_STYLES = {
@@ -97,6 +98,30 @@ def runs_table(runs: Sequence[Run], title: str = "Runs") -> Table:
             _resumed(run) + (run.message or ""),
         )  # fmt: skip
     return table
+
+
+def checkpoints_table(checkpoints: Sequence[CheckpointInfo], title: str) -> Table:
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    for column in ("checkpoint", "step", "best", "size", "modified"):
+        table.add_column(column, no_wrap=True, justify="right" if column in ("step", "size") else "left")
+    for info in checkpoints:
+        table.add_row(
+            info.name, "-" if info.step is None else str(info.step), "best" if info.is_best else "",
+            file_size(info.size), when(info.modified_at),
+        )  # fmt: skip
+    return table
+
+
+def file_size(count: int) -> str:
+    """Return a byte count in binary units: ``512 B``, ``3.2 MiB``."""
+    value = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024:
+            return f"{count} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TiB"
 
 
 def _resumed(run: Run) -> str:

@@ -1,4 +1,4 @@
-"""Generation commands: sample, infill, and the quickstart that trains and then samples."""
+"""Generation commands: sample, infill, checkpoint listing, and the quickstart that trains and then samples."""
 
 from __future__ import annotations
 
@@ -23,6 +23,13 @@ PredictorOption = Annotated[
 SeedOption = Annotated[int, typer.Option(help="Random seed; the same seed gives the same text.")]
 DeviceOption = Annotated[Optional[str], typer.Option(help="Torch device, such as cpu or cuda:0. [default: cuda if available]")]
 SaveOption = Annotated[bool, typer.Option("--save", help="Store the texts with the run.")]
+CheckpointOption = Annotated[
+    Optional[str],
+    typer.Option(
+        help="Checkpoint whose EMA weights generate: a file in the run's checkpoints/ folder (best.pt, "
+        "step_400.pt) or a path to one; `workbench checkpoints RUN` lists them. [default: the latest, in model/]"
+    ),
+]
 GENERATED_STYLE = "bold cyan"
 
 
@@ -38,12 +45,13 @@ def sample(
     seed: SeedOption = 0,
     device: DeviceOption = None,
     save: SaveOption = False,
+    checkpoint: CheckpointOption = None,
 ) -> None:
     """Draw unconditional samples from a run's model and print them."""
     with state(ctx).workbench() as workbench:
         texts = workbench.sample(
             run_id, num=num, steps=steps, length=length, predictor=predictor.value if predictor else None,
-            seed=seed, device=device, save=save,
+            seed=seed, device=device, save=save, checkpoint=checkpoint,
         )  # fmt: skip
     print_texts(cli_format.console(), texts)
 
@@ -66,6 +74,7 @@ def infill(
     seed: SeedOption = 0,
     device: DeviceOption = None,
     save: SaveOption = False,
+    checkpoint: CheckpointOption = None,
 ) -> None:
     """Fill in text between a prefix and a suffix, or in the masked spans of a template.
 
@@ -79,8 +88,27 @@ def infill(
         texts = workbench.infill(
             run_id, prefix=prefix, suffix=suffix, length=length, template=template, num=num, steps=steps,
             predictor=predictor.value if predictor else None, seed=seed, device=device, save=save,
+            checkpoint=checkpoint,
         )  # fmt: skip
     print_texts(cli_format.console(), texts)
+
+
+@app.command()
+@handle_errors
+def checkpoints(
+    ctx: typer.Context,
+    run_id: Annotated[int, typer.Argument(metavar="RUN", help="Run whose checkpoints to list.")],
+) -> None:
+    """List a run's training checkpoints: name, step, best mark, size and modification time.
+
+    Pass a name to `workbench sample` or `workbench infill` as --checkpoint.
+    """
+    with state(ctx).workbench() as workbench:
+        found = workbench.list_checkpoints(run_id)
+    if not found:
+        typer.echo(f"Run {run_id} has no checkpoints yet; training.checkpoint_every sets how often they are written.")
+        return
+    cli_format.console().print(cli_format.checkpoints_table(found, f"Checkpoints of run {run_id}"))
 
 
 @app.command()

@@ -81,6 +81,10 @@ class NoCheckpoint(WorkbenchError):
     """A run has no checkpoint or model folder to resume or sample from."""
 
 
+class GenerationCancelled(WorkbenchError):
+    """The caller cancelled a sample or an infilling before it finished; nothing was saved."""
+
+
 class DeviceError(WorkbenchError):
     """The ``gpu`` setting names devices that cannot be used on this host."""
 

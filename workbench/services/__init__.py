@@ -3,8 +3,8 @@
 ``Workbench`` bundles a store and a launcher. Each method is one user-level operation: it
 validates its input, raises a ``workbench.errors.WorkbenchError`` subclass on bad input (with
 a remedy in the message), and never prints. Operations that take a while yield progress
-(``follow_run``, ``follow_log``) or take a ``progress`` callback (``sample``, ``infill``).
-Torch and the model load only inside the operations that need them.
+(``follow_run``, ``follow_log``) or take ``progress`` and ``cancel`` callbacks (``sample``,
+``infill``). Torch and the model load only inside the operations that need them.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import os
 from collections.abc import Sequence
 
 from workbench.launcher import DEFAULT_STOP_GRACE_S, Launcher
+from workbench.services.checkpoints import CheckpointInfo, CheckpointServices
 from workbench.services.experiments import ExperimentDetails, ExperimentServices
 from workbench.services.generation import GeneratedText, GenerationServices, Segment
 from workbench.services.logs import LogServices
@@ -21,6 +22,7 @@ from workbench.services.runs import RunProgress, RunServices, latest_checkpoint
 from workbench.store import Store
 
 __all__ = [
+    "CheckpointInfo",
     "ExperimentDetails",
     "GeneratedText",
     "QuickstartResult",
@@ -31,7 +33,9 @@ __all__ = [
 ]
 
 
-class Workbench(QuickstartServices, ExperimentServices, RunServices, LogServices, GenerationServices):
+class Workbench(
+    QuickstartServices, ExperimentServices, RunServices, LogServices, CheckpointServices, GenerationServices
+):
     """The workbench's operations on one experiment store.
 
     Args:

@@ -1,22 +1,26 @@
 """Generation services: unconditional samples and infilling from a run's EMA model.
 
-A run folder contains everything sampling needs: ``model/`` (the EMA weights written with
-``sedd.model.save_pretrained``) and ``tokenizer/``. The graph and the noise schedule come from
-the run's config. Infilling fixes the prompt tokens at their positions and generates the rest;
+A run folder contains everything sampling needs: ``model/`` (the EMA weights of the latest
+checkpoint, written with ``sedd.model.save_pretrained``) and ``tokenizer/``. With ``checkpoint``
+the EMA weights come from a file in ``checkpoints/`` instead, such as ``best.pt`` or an older
+``step_<N>.pt``. The graph and the noise schedule come from the run's config. Infilling fixes the prompt tokens at their positions and generates the rest;
 each result keeps which pieces were generated, so a display can mark them.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import re
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from workbench.errors import InvalidConfig, NoCheckpoint, WorkbenchError
+from workbench.errors import GenerationCancelled, InvalidConfig, NoCheckpoint, WorkbenchError
 from workbench.services.base import ServiceBase
+from workbench.services.checkpoints import load_checkpoint_model, resolve_checkpoint
 from workbench.services.configs import load_validated
 from workbench.store import Run
 
@@ -30,6 +34,8 @@ SAMPLE_KIND = "sample"
 INFILL_KIND = "infill"
 
 ProgressCallback = Callable[[int, int], None]
+# A threading.Event, or a callable that returns True once the caller wants to stop.
+CancelCheck = threading.Event | Callable[[], bool]
 
 
 @dataclass(frozen=True)
@@ -65,6 +71,7 @@ class _Artifacts:
     noise: Any
     config: Any
     device: str
+    step: int
 
 
 def parse_template(template: str) -> list[str | int]:
@@ -106,21 +113,29 @@ class GenerationServices(ServiceBase):
         seed: int = 0,
         device: str | None = None,
         save: bool = False,
+        checkpoint: str | os.PathLike[str] | None = None,
         progress: ProgressCallback | None = None,
+        cancel: CancelCheck | None = None,
     ) -> list[GeneratedText]:
         """Draw ``num`` unconditional samples of ``length`` tokens from a run's EMA model.
 
         ``steps``, ``length`` and ``predictor`` default to the run's ``diffusion.sampling``
-        settings and ``data.seq_len``. With ``save`` the texts are stored as kind ``sample``.
+        settings and ``data.seq_len``. ``checkpoint`` selects the weights: ``None`` for the
+        latest ``model/`` folder, else a file name in ``<run_dir>/checkpoints`` (``best.pt``,
+        ``step_400.pt``) or a path to a checkpoint file. With ``save`` the texts are stored as
+        kind ``sample`` at the checkpoint's step.
+
+        ``cancel`` is a ``threading.Event`` or a callable returning True to stop, checked
+        before each sampler step. Raises ``GenerationCancelled`` when it fires.
         """
         _check_positive(num=num, steps=steps, length=length)
         run = self.store.get_run(run_id)
-        artifacts = _load_artifacts(run, device)
+        artifacts = _load_artifacts(run, device, checkpoint)
         length = length or artifacts.config.data.seq_len
-        tokens = _draw(artifacts, num, length, steps, predictor, seed, None, progress)
+        tokens = _draw(artifacts, num, length, steps, predictor, seed, None, progress, cancel)
         texts = [GeneratedText((Segment(artifacts.tokenizer.decode(row.tolist()), True),)) for row in tokens]
         if save:
-            self.store.add_samples(run_id, run.last_step, SAMPLE_KIND, [text.text for text in texts])
+            self.store.add_samples(run_id, artifacts.step, SAMPLE_KIND, [text.text for text in texts])
         return texts
 
     def infill(
@@ -137,12 +152,15 @@ class GenerationServices(ServiceBase):
         seed: int = 0,
         device: str | None = None,
         save: bool = False,
+        checkpoint: str | os.PathLike[str] | None = None,
         progress: ProgressCallback | None = None,
+        cancel: CancelCheck | None = None,
     ) -> list[GeneratedText]:
         """Generate text between a prefix and a suffix, or in the ``[MASK:N]`` spans of a template.
 
         Without a template, ``length`` tokens are generated between ``prefix`` and ``suffix``.
-        With ``save`` the texts are stored as kind ``infill`` with the prompt.
+        With ``save`` the texts are stored as kind ``infill`` with the prompt. ``checkpoint``
+        and ``cancel`` work as in ``sample``.
         """
         _check_positive(num=num, steps=steps, length=length)
         run = self.store.get_run(run_id)
@@ -150,13 +168,13 @@ class GenerationServices(ServiceBase):
             raise InvalidConfig("infill needs --prefix, --suffix or --template; to sample without a prompt use `workbench sample`")
         parts = parse_template(template) if template is not None else [prefix, length, suffix]
         prompt = template if template is not None else f"{prefix}[MASK:{length}]{suffix}"
-        artifacts = _load_artifacts(run, device)
+        artifacts = _load_artifacts(run, device, checkpoint)
         infill_template = _build_template(artifacts, parts)
-        tokens = _draw(artifacts, num, infill_template.length, steps, predictor, seed, infill_template, progress)
+        tokens = _draw(artifacts, num, infill_template.length, steps, predictor, seed, infill_template, progress, cancel)
         generated = infill_template.generated_mask().tolist()
         texts = [_segments(artifacts.tokenizer, row.tolist(), generated) for row in tokens]
         if save:
-            self.store.add_samples(run_id, run.last_step, INFILL_KIND, [text.text for text in texts], [prompt] * len(texts))
+            self.store.add_samples(run_id, artifacts.step, INFILL_KIND, [text.text for text in texts], [prompt] * len(texts))
         return texts
 
 
@@ -166,12 +184,13 @@ def _check_positive(**values: int | None) -> None:
             raise InvalidConfig(f"{name} must be a positive integer, got {value}")
 
 
-def _load_artifacts(run: Run, device: str | None) -> _Artifacts:
+def _load_artifacts(run: Run, device: str | None, checkpoint: str | os.PathLike[str] | None = None) -> _Artifacts:
     if run.run_dir is None:
         raise NoCheckpoint(f"run {run.id} never started, so it has no model; see `workbench status`")
     model_dir = Path(run.run_dir) / "model"
     tokenizer_dir = Path(run.run_dir) / "tokenizer"
-    if not (model_dir / "config.json").is_file():
+    checkpoint_path = resolve_checkpoint(run, checkpoint) if checkpoint is not None else None
+    if checkpoint_path is None and not (model_dir / "config.json").is_file():
         raise NoCheckpoint(
             f"run {run.id} has no model folder {model_dir} yet: it is written with the first checkpoint "
             f"(training.checkpoint_every); wait for it, or sample another run"
@@ -186,14 +205,24 @@ def _load_artifacts(run: Run, device: str | None) -> _Artifacts:
     config = load_validated(text=run.config_text, overrides=run.overrides)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     tokenizer = load_tokenizer(tokenizer_dir)
-    model = load_pretrained(model_dir, map_location=device).to(device).eval()
+    if checkpoint_path is None:
+        model = load_pretrained(model_dir, map_location=device).to(device).eval()
+        source, step = model_dir, run.last_step
+    else:
+        model, step = load_checkpoint_model(checkpoint_path, device)
+        source = checkpoint_path
+    if model.config.num_tokens != tokenizer.vocab_size:
+        raise NoCheckpoint(
+            f"the model in {source} has {model.config.num_tokens} tokens but run {run.id}'s tokenizer has "
+            f"{tokenizer.vocab_size}; pick a checkpoint of this run"
+        )
     graph = get_graph(config.diffusion.graph_type, tokenizer.vocab_size)
     noise_config = config.diffusion.noise
     noise = get_noise(
         noise_config.type, eps=noise_config.eps, sigma_min=noise_config.sigma_min, sigma_max=noise_config.sigma_max
     )
-    logger.info("loaded run %d model from %s on %s", run.id, model_dir, device)
-    return _Artifacts(model, tokenizer, graph, noise, config, device)
+    logger.info("loaded run %d model from %s on %s", run.id, source, device)
+    return _Artifacts(model, tokenizer, graph, noise, config, device, step)
 
 
 def _draw(
@@ -205,11 +234,12 @@ def _draw(
     seed: int,
     template: Any,
     progress: ProgressCallback | None,
+    cancel: CancelCheck | None,
 ) -> torch.Tensor:
     """Return sampled tokens, int64 ``(num, length)`` on the CPU."""
     import torch
 
-    from sedd.sampling import model_score_fn, sample
+    from sedd.sampling import SamplingCancelled, model_score_fn, sample
 
     settings = artifacts.config.diffusion.sampling
     generator = torch.Generator(device=artifacts.device).manual_seed(seed)
@@ -218,8 +248,10 @@ def _draw(
             model_score_fn(artifacts.model), artifacts.graph, artifacts.noise,
             batch_size=num, length=length, steps=steps or settings.steps, predictor=predictor or settings.predictor,
             eps=settings.eps, denoise=settings.denoise, generator=generator, device=artifacts.device,
-            template=template, progress=progress,
+            template=template, progress=progress, cancel=cancel,
         )  # fmt: skip
+    except SamplingCancelled as error:
+        raise GenerationCancelled(f"generation {error}; nothing was saved") from error
     except ValueError as error:
         raise WorkbenchError(f"sampling failed: {error}") from error
     return tokens.cpu()

@@ -1,9 +1,10 @@
-"""The shared base of the sampling and infilling panes: run choice, background generation, progress, cancel.
+"""The shared base of the sampling and infilling panes: run and checkpoint choice, background generation, progress, cancel.
 
 Generation runs in a thread worker because it loads torch and the model (seconds) and then
 samples (seconds to minutes). The service reports each sampler step through a progress
-callback. The callback posts a coalescing message to the UI. Once the user has cancelled, it
-raises ``GenerationCancelled``, which unwinds the sampler at the next step.
+callback, which posts a coalescing message to the UI. Escape sets the ``threading.Event``
+passed to the service as ``cancel``. The sampler checks it before each step and the service
+then raises ``GenerationCancelled``.
 """
 
 from __future__ import annotations
@@ -19,23 +20,23 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
-from textual.widgets import ProgressBar, Static
+from textual.widgets import Label, ProgressBar, Select, Static
 
+from workbench.errors import GenerationCancelled
 from workbench.store import Run
-from workbench.tui.formatting import format_step
+from workbench.tui.formatting import format_bytes, format_step
 from workbench.tui.screens.base import PaneScreen
 from workbench.tui.screens.run_picker import RunPickerScreen
 from workbench.tui.widgets.generated_view import GeneratedView
 from workbench.tui.widgets.sampler_form import SamplerForm, SamplerSettings
 
 if TYPE_CHECKING:
-    from workbench.services import GeneratedText
+    from workbench.services import CheckpointInfo, GeneratedText
 
-ProgressCallback = Callable[[int, int], None]
-
-
-class GenerationCancelled(Exception):
-    """The user cancelled a generation. Raised inside the sampler's progress callback."""
+# A service call with the prompt and sampler settings bound. The pane adds ``checkpoint``,
+# ``progress`` and ``cancel`` as keyword arguments.
+GenerationCall = Callable[..., "list[GeneratedText]"]
+LATEST_PROMPT = "latest (model/)"
 
 
 def generation_bindings(mode: str) -> list[Binding]:
@@ -55,6 +56,13 @@ def describe_model(run: Run) -> str:
     else:
         weights = "no model yet: it is written with the run's first checkpoint"
     return f"run #{run.id} {run.experiment.exp_id} · {run.status.value} · step {format_step(run.last_step, run.total_steps)} · {weights}"
+
+
+def checkpoint_label(info: CheckpointInfo) -> str:
+    """Return a checkpoint's line in the checkpoint list: name, step, best mark and size."""
+    step = "?" if info.step is None else str(info.step)
+    best = " · best" if info.is_best else ""
+    return f"{info.name} · step {step}{best} · {format_bytes(info.size)}"
 
 
 class GenerationScreen(PaneScreen):
@@ -79,9 +87,13 @@ class GenerationScreen(PaneScreen):
     def __init__(self) -> None:
         super().__init__()
         self._cancel: threading.Event | None = None
+        self._checkpoints_run_id: int | None = None
 
     def compose_body(self) -> ComposeResult:
         yield Static("", id="model-line", classes="title-line")
+        with Horizontal(id="checkpoint-row", classes="form-row"):
+            yield Label("checkpoint")
+            yield Select[str]([], prompt=LATEST_PROMPT, id="checkpoint", compact=True)
         yield from self.compose_prompt()
         yield SamplerForm(show_length=self.SHOW_LENGTH, id="sampler-form")
         with Horizontal(id="progress-row"):
@@ -98,6 +110,10 @@ class GenerationScreen(PaneScreen):
         self.query_one(GeneratedView).show_message("Nothing generated yet: ctrl+g generates, Escape cancels")
         self.watch(self.app, "run_id", lambda _: self.describe_run())
 
+    def on_screen_resume(self) -> None:
+        # A running run may have written checkpoints since the pane was last shown.
+        self.describe_run()
+
     @property
     def is_generating(self) -> bool:
         return self._cancel is not None
@@ -106,12 +122,32 @@ class GenerationScreen(PaneScreen):
 
     @work(thread=True, exclusive=True, group="generation-run", exit_on_error=False, description="Read run")
     def describe_run(self) -> None:
+        """Read the run's line and its checkpoints in a thread, then show them."""
         run_id = self.workbench_app.run_id
         if run_id is None:
-            line = "No run chosen: ctrl+r chooses one"
+            line, checkpoints = "No run chosen: ctrl+r chooses one", []
         else:
             line = describe_model(self.workbench.store.get_run(run_id))
-        self.app.call_from_thread(self.query_one("#model-line", Static).update, Text(line))
+            checkpoints = self.workbench.list_checkpoints(run_id)
+        self.app.call_from_thread(self._show_run, run_id, Text(line), checkpoints)
+
+    def _show_run(self, run_id: int | None, line: Text, checkpoints: list[CheckpointInfo]) -> None:
+        if run_id != self.workbench_app.run_id:
+            return  # the user chose another run while this one was read
+        self.query_one("#model-line", Static).update(line)
+        select = self.query_one("#checkpoint", Select)
+        # set_options clears the choice, so a checkpoint that still exists is chosen again.
+        chosen = select.value if isinstance(select.value, str) and run_id == self._checkpoints_run_id else None
+        select.set_options([(checkpoint_label(info), info.name) for info in checkpoints])
+        if chosen is not None and any(info.name == chosen for info in checkpoints):
+            select.value = chosen
+        self._checkpoints_run_id = run_id
+
+    @property
+    def checkpoint(self) -> str | None:
+        """The chosen checkpoint's file name, or ``None`` for the latest ``model/`` folder."""
+        value = self.query_one("#checkpoint", Select).value
+        return value if isinstance(value, str) else None
 
     def action_pick_run(self) -> None:
         def chosen(run_id: int | None) -> None:
@@ -140,23 +176,21 @@ class GenerationScreen(PaneScreen):
         self._cancel = threading.Event()
         self.query_one("#progress", ProgressBar).update(total=None, progress=0)
         self.query_one("#progress-text", Static).update("loading the model ...")
-        self.generate(call, self._cancel, settings)
+        self.generate(call, self.checkpoint, self._cancel, settings)
 
-    def prepare(self, run_id: int, settings: SamplerSettings) -> Callable[[ProgressCallback], list[GeneratedText]]:
-        """Return a call of the generation service. Raises ``ValueError`` for an invalid prompt."""
+    def prepare(self, run_id: int, settings: SamplerSettings) -> GenerationCall:
+        """Return the generation service with the prompt bound. Raises ``ValueError`` for an invalid prompt."""
         raise NotImplementedError(f"{type(self).__name__} must say which service generates")
 
     @work(thread=True, exclusive=True, group="generation", exit_on_error=False, description="Generate")
     def generate(
-        self, call: Callable[[ProgressCallback], list[GeneratedText]], cancel: threading.Event, settings: SamplerSettings
+        self, call: GenerationCall, checkpoint: str | None, cancel: threading.Event, settings: SamplerSettings
     ) -> None:
         def progress(step: int, steps: int) -> None:
-            if cancel.is_set():
-                raise GenerationCancelled()
             self.post_message(self.Progress(step, steps))
 
         try:
-            texts = call(progress)
+            texts = call(checkpoint=checkpoint, progress=progress, cancel=cancel)
         except GenerationCancelled:
             texts = None
         except Exception:

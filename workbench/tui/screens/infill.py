@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from functools import partial
-from typing import TYPE_CHECKING
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Input, Label, TabbedContent, TabPane
 
-from workbench.tui.screens.generation import GenerationScreen, ProgressCallback, generation_bindings
+from workbench.tui.screens.generation import GenerationCall, GenerationScreen, generation_bindings
 from workbench.tui.widgets.sampler_form import SamplerSettings, parse_count
-
-if TYPE_CHECKING:
-    from workbench.services import GeneratedText
 
 EXAMPLE_TEMPLATE = "The [MASK:8] of the [MASK:6] was"
 
@@ -37,18 +32,16 @@ class InfillScreen(GenerationScreen):
                     yield Input("32", id="infill-length", type="integer", compact=True)
                 yield Input(id="suffix", placeholder="suffix", compact=True)
 
-    def prepare(self, run_id: int, settings: SamplerSettings) -> Callable[[ProgressCallback], list[GeneratedText]]:
+    def prepare(self, run_id: int, settings: SamplerSettings) -> GenerationCall:
         common = dict(num=settings.num, steps=settings.steps, predictor=settings.predictor, seed=settings.seed, save=settings.save)
         if self.query_one(TabbedContent).active == "template-tab":
             template = self.query_one("#template", Input).value
             if "[MASK" not in template:
                 raise ValueError(f"template {template!r} has no [MASK:N] span; mark each span to fill, e.g. {EXAMPLE_TEMPLATE!r}")
-            infill = partial(self.workbench.infill, run_id, template=template, **common)
-        else:
-            prefix = self.query_one("#prefix", Input).value
-            suffix = self.query_one("#suffix", Input).value
-            if not prefix and not suffix:
-                raise ValueError("give a prefix, a suffix or both; the length field sets how many tokens go between")
-            length = parse_count(self.query_one("#infill-length", Input).value, "length", default=32) or 32
-            infill = partial(self.workbench.infill, run_id, prefix=prefix, suffix=suffix, length=length, **common)
-        return lambda progress: infill(progress=progress)
+            return partial(self.workbench.infill, run_id, template=template, **common)
+        prefix = self.query_one("#prefix", Input).value
+        suffix = self.query_one("#suffix", Input).value
+        if not prefix and not suffix:
+            raise ValueError("give a prefix, a suffix or both; the length field sets how many tokens go between")
+        length = parse_count(self.query_one("#infill-length", Input).value, "length", default=32) or 32
+        return partial(self.workbench.infill, run_id, prefix=prefix, suffix=suffix, length=length, **common)

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING
 
-from workbench.tui.screens.generation import GenerationScreen, ProgressCallback, generation_bindings
+from workbench.tui.screens.generation import GenerationCall, GenerationScreen, generation_bindings
 from workbench.tui.widgets.sampler_form import SamplerSettings
 
 if TYPE_CHECKING:
@@ -19,8 +18,8 @@ class SamplingScreen(GenerationScreen):
     MODE = "sampling"
     BINDINGS = generation_bindings(MODE)
 
-    def prepare(self, run_id: int, settings: SamplerSettings) -> Callable[[ProgressCallback], list[GeneratedText]]:
-        sample = partial(
+    def prepare(self, run_id: int, settings: SamplerSettings) -> GenerationCall:
+        return partial(
             self.workbench.sample,
             run_id,
             num=settings.num,
@@ -30,7 +29,6 @@ class SamplingScreen(GenerationScreen):
             seed=settings.seed,
             save=settings.save,
         )
-        return lambda progress: sample(progress=progress)
 
     def show_results(self, texts: list[GeneratedText]) -> None:
         # Every token of a sample is generated, so highlighting would colour everything.
