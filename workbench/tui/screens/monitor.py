@@ -161,6 +161,8 @@ class MonitorScreen(PaneScreen):
         plot.smoothing = next_level(SMOOTHING_LEVELS, plot.smoothing)
 
     def action_cycle_zoom(self) -> None:
+        # NOTE: zoom cuts the cached, thinned curves, so a 5% window of a long run shows about
+        # 5% of MAX_POINTS points; Store.metric_curve(min_step=...) could read it at full detail.
         zoom = next_level(ZOOM_LEVELS, self.query_one("#loss-plot", CurvePlot).zoom)
         for plot in self.query(CurvePlot):
             plot.zoom = zoom
