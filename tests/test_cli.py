@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from workbench.store import Store
 from typer.testing import CliRunner
 
 from workbench.cli import app
@@ -134,6 +136,16 @@ def test_show_unknown_experiment(db: str) -> None:
         "Error: experiment 'nope' not found; run `workbench list` to see the experiments in this "
         "store, or create it with `workbench new`\n"
     )
+
+
+def test_show_lists_runs(db: str, config_file: Path) -> None:
+    invoke(db, "new", "first", "--config", str(config_file))
+    run = Store(db).create_run("first")
+    result = invoke(db, "show", "first")
+    assert result.exit_code == 0, result.stderr
+    assert "exp_id: first" in result.stdout
+    assert f"│ {run.id} " in result.stdout
+    assert "queued" in result.stdout
 
 
 def test_run_unknown_experiment(db: str) -> None:

@@ -110,7 +110,9 @@ class ExperimentServices(ServiceBase):
         self.reconcile()
         experiment = self.store.get_experiment(exp_id)
         parent = experiment.parent.exp_id if experiment.parent is not None else None
-        return ExperimentDetails(experiment, list(experiment.runs), parent)
+        # list_runs loads each run's experiment too, which the runs table reads after the
+        # session that loaded them has closed.
+        return ExperimentDetails(experiment, self.store.list_runs(exp_id), parent)
 
     def _exists(self, exp_id: str) -> bool:
         try:
