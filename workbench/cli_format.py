@@ -73,7 +73,7 @@ def experiments_table(summaries: Sequence[ExperimentSummary]) -> Table:
     from rich.table import Table
 
     table = Table(title="Experiments", title_justify="left")
-    for column in ("experiment", "runs", "run", "status", "step", "best val", "last val", "tokens/s", "devices", "tags"):
+    for column in ("experiment", "runs", "run", "status", "step", "best val (nats/tok)", "last val (nats/tok)", "tokens/s", "devices", "tags"):
         table.add_column(column, no_wrap=column in ("experiment", "status"))
     for summary in summaries:
         table.add_row(

@@ -138,7 +138,14 @@ def quickstart(
         result = workbench.finish_quickstart(run.id)
 
     bpt = cli_format.number(result.val_bpt, 3)
-    out.print(f"\nRun {result.run.id} {result.run.status.value} at step {result.run.last_step}: validation {bpt} bits per token.")
+    nats = cli_format.number(result.val_loss, 3)
+    out.print(
+        f"\nRun {result.run.id} {result.run.status.value} at step {result.run.last_step}: "
+        f"validation {bpt} bits per token ({nats} nats per token)."
+    )
+    if result.run.message:
+        # Says, for example, that the max_minutes cap ended training before training.steps.
+        out.print(result.run.message, markup=False)
     out.print("\n[bold]Samples[/]")
     print_texts(out, result.samples)
     out.print("\n[bold]Infilling[/] (generated spans between « and »)")
