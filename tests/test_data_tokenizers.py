@@ -39,6 +39,13 @@ def test_char_unknown_characters():
     assert tokenizer.decode([0, 3, 4]) == "a\ufffd" + EOT_TOKEN
 
 
+def test_char_lists_unknown_characters():
+    tokenizer = CharTokenizer(list("abc"))
+    assert tokenizer.unknown_characters("caXb\u00e9X\u2615") == ["X", "\u00e9", "\u2615"]
+    assert tokenizer.unknown_characters("abc") == []
+    assert tokenizer.unknown_characters("") == []
+
+
 def test_char_roundtrip_stdlib(stdlib_char):
     corpus, tokenizer = stdlib_char
     documents = list(corpus.splits["train"].documents())

@@ -430,3 +430,28 @@ def test_quickstart_config_packaged() -> None:
     repository_config = Path(__file__).resolve().parents[1] / "configs" / "quickstart.yaml"
     assert quickstart_config_path() == repository_config.resolve()
     assert load_validated(path=quickstart_config_path()).exp_id == QUICKSTART_EXP_ID
+
+
+@pytest.mark.parametrize("marker", ["[MASK:abc]", "[MASK:0]", "[MASK]", "[MASK:]", "[MASK 5]"])
+def test_parse_template_malformed_marker(marker: str) -> None:
+    with pytest.raises(InvalidConfig) as caught:
+        parse_template(f"Hi {marker} there")
+    assert str(caught.value) == (
+        f"invalid mask marker {marker!r} at character 3 of the template; "
+        "expected [MASK:N] with N >= 1 tokens, such as [MASK:8]"
+    )
+
+
+def test_parse_template_keeps_masked_word() -> None:
+    assert parse_template("[MASKED] [MASK:2]") == ["[MASKED] ", 2]
+
+
+def test_infill_rejects_unencodable_characters(trained: tuple[Workbench, int]) -> None:
+    workbench, run_id = trained
+    with pytest.raises(InvalidConfig) as caught:
+        workbench.infill(run_id, template="Café [MASK:5] ☕é")
+    assert str(caught.value) == (
+        "the prompt contains characters that the run's char tokenizer cannot encode: "
+        "'é' (U+00E9), '☕' (U+2615); its vocabulary is the characters of the training text, "
+        "so remove or replace these"
+    )

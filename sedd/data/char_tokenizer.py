@@ -88,6 +88,10 @@ class CharTokenizer(Tokenizer):
     def encode_arrays(self, texts: Sequence[str]) -> list[np.ndarray]:
         return [self.encode_array(text) for text in texts]
 
+    def unknown_characters(self, text: str) -> list[str]:
+        codes = np.unique(code_points(text))
+        return [chr(code) for code in codes[self._table[codes] == self.unknown_id]]
+
     def decode(self, ids: Iterable[int]) -> str:
         values = ids.tolist() if hasattr(ids, "tolist") else [int(i) for i in ids]
         if values and (min(values) < 0 or max(values) >= self.vocab_size):

@@ -93,6 +93,15 @@ class Tokenizer(abc.ABC):
         dtype = token_dtype(self.vocab_size)
         return [np.asarray(ids, dtype=dtype) for ids in self.encode_batch(texts)]
 
+    def unknown_characters(self, text: str) -> list[str]:
+        """Return the distinct characters of ``text`` that encode to an unknown token, in code point order.
+
+        The byte-level BPE and GPT-2 tokenizers encode every character, so the default is empty.
+        """
+        # NOTE: a pretrained tokenizer with an unknown token (a WordPiece one, say) is not
+        # checked here, so its prompts can still lose characters silently.
+        return []
+
     @property
     def vocab_hash(self) -> str:
         """Short SHA-256 of the vocabulary and rules, part of the token cache key."""

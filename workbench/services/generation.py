@@ -29,7 +29,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-MASK_PATTERN = re.compile(r"\[MASK(?::(\d*))?\]")
+# Any bracketed marker that starts with the word MASK, so that a malformed length such as
+# [MASK:abc] is reported instead of being kept as prompt text.
+MASK_PATTERN = re.compile(r"\[MASK\b([^\]]*)\]")
+MASK_LENGTH = re.compile(r":(\d+)")
 SAMPLE_KIND = "sample"
 INFILL_KIND = "infill"
 
@@ -78,19 +81,20 @@ def parse_template(template: str) -> list[str | int]:
     """Split ``"The [MASK:8] of [MASK:5]."`` into ``["The ", 8, " of ", 5, "."]``.
 
     Raises:
-        InvalidConfig: a mask without a positive length, or no mask at all.
+        InvalidConfig: a mask marker other than ``[MASK:N]`` with N >= 1, or no mask at all.
     """
     parts: list[str | int] = []
     position = 0
     for match in MASK_PATTERN.finditer(template):
-        if not match.group(1) or int(match.group(1)) <= 0:
+        length = MASK_LENGTH.fullmatch(match.group(1))
+        if length is None or int(length.group(1)) < 1:
             raise InvalidConfig(
-                f"mask {match.group(0)!r} at character {match.start()} of the template needs a positive "
-                "length, such as [MASK:8]"
+                f"invalid mask marker {match.group(0)!r} at character {match.start()} of the template; "
+                "expected [MASK:N] with N >= 1 tokens, such as [MASK:8]"
             )
         if match.start() > position:
             parts.append(template[position : match.start()])
-        parts.append(int(match.group(1)))
+        parts.append(int(length.group(1)))
         position = match.end()
     if position < len(template):
         parts.append(template[position:])
@@ -260,6 +264,7 @@ def _draw(
 def _build_template(artifacts: _Artifacts, parts: Sequence[str | int]) -> Any:
     from sedd.infill import InfillTemplate
 
+    _check_encodable(artifacts.tokenizer, [part for part in parts if isinstance(part, str)])
     segments: list[list[int] | int] = [
         part if isinstance(part, int) else list(artifacts.tokenizer.encode(part)) for part in parts
     ]
@@ -267,6 +272,17 @@ def _build_template(artifacts: _Artifacts, parts: Sequence[str | int]) -> Any:
         return InfillTemplate.from_spans(segments)
     except ValueError as error:
         raise InvalidConfig(f"invalid infill prompt: {error}") from error
+
+
+def _check_encodable(tokenizer: Any, texts: Sequence[str]) -> None:
+    """Raise InvalidConfig naming the prompt characters that ``tokenizer`` would encode as unknown."""
+    unknown = sorted({character for text in texts for character in tokenizer.unknown_characters(text)})
+    if unknown:
+        listed = ", ".join(f"{character!r} (U+{ord(character):04X})" for character in unknown)
+        raise InvalidConfig(
+            f"the prompt contains characters that the run's {tokenizer.name} tokenizer cannot encode: {listed}; "
+            "its vocabulary is the characters of the training text, so remove or replace these"
+        )
 
 
 def _segments(tokenizer: Any, ids: list[int], generated: list[bool]) -> GeneratedText:
