@@ -117,8 +117,16 @@ def test_new_bad_config_key_path(db: str, config_file: Path) -> None:
 def test_new_unknown_key_suggests(db: str, config_file: Path) -> None:
     result = invoke(db, "new", "first", "--config", str(config_file), "--set", "training.lerning_rate=1")
     assert result.exit_code == 1
-    assert result.stderr.startswith(f"Error: invalid config {config_file}: training.lerning_rate: ")
+    assert result.stderr.startswith("Error: invalid config: --set training.lerning_rate=1: training.lerning_rate: ")
     assert "did you mean 'training.lr'?" in result.stderr
+
+
+def test_new_bad_override_value_names_set(db: str, config_file: Path) -> None:
+    result = invoke(db, "new", "first", "--config", str(config_file), "--set", "training.lr=fast")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "Error: invalid config: --set training.lr=fast: training.lr: expected a number, got string 'fast'\n"
+    )
 
 
 def test_new_missing_config_file(db: str, tmp_path: Path) -> None:

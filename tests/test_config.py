@@ -216,6 +216,35 @@ def test_override_error_has_no_line():
     assert error.line is None
 
 
+def test_override_error_names_override():
+    error = _error("exp_id: demo\ntraining:\n  lr: 1.0e-3\n", ["training.lr=fast"])
+    assert error.override == "training.lr=fast"
+    assert error.from_overrides
+    assert str(error) == "--set training.lr=fast: training.lr: expected a number, got string 'fast'"
+
+
+def test_override_of_section_names_override():
+    error = _error(MINIMAL, ["training.lr=1e-3", "training={lr: fast}"])
+    assert str(error) == "--set training={lr: fast}: training.lr: expected a number, got string 'fast'"
+
+
+def test_override_and_text_errors_mixed():
+    error = _error("exp_id: demo\ntraining:\n  steps: 0\n", ["training.lr=fast"])
+    assert [e.override for e in error.errors] == [None, "training.lr=fast"]
+    assert not error.from_overrides
+    assert str(error) == (
+        "2 problems in the config:\n"
+        "  - line 3: training.steps: 0 is out of range; expected a value >= 1\n"
+        "  - --set training.lr=fast: training.lr: expected a number, got string 'fast'"
+    )
+
+
+def test_text_error_beside_override_keeps_line():
+    error = _error("exp_id: demo\ntraining:\n  steps: 0\n", ["training.lr=1e-4"])
+    assert error.override is None
+    assert str(error) == "line 3: training.steps: 0 is out of range; expected a value >= 1"
+
+
 def test_override_unknown_key_suggestion():
     error = _error(MINIMAL, ["training.learning_rate=1e-3"])
     assert "did you mean 'training.lr'?" in str(error)

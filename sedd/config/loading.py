@@ -47,12 +47,14 @@ def load_config(
     A ``Path`` is read as a file, and so is a string without a line break that names an
     existing file or ends in ``.yaml``/``.yml``. Any other string is YAML text. ``overrides`` are
     ``key.path=value`` strings whose values are parsed as YAML, e.g. ``training.lr=1e-4``.
-    Raises ``ConfigError`` carrying the key path and, for keys from the text, the line.
+    Raises ``ConfigError`` carrying the key path and, for keys from the text, the line, or
+    for keys set by an override, that override.
     """
     text, base_dir = _read_source(source)
     data, lines = parse_yaml(text)
     if base_dir is not None and isinstance(data, dict):
         _resolve_data_paths(data, base_dir)
+    applied: dict[str, str] = {}
     for override in overrides:
         path, value = parse_override(override)
         _set_path(data, path, value, override)
@@ -60,7 +62,10 @@ def load_config(
         # its section would point at it: None marks "no line" for the key and its children.
         lines = {key: line for key, line in lines.items() if not _is_within(key, path)}
         lines[path] = None
-    return validate_dict(data, lines=lines)
+        # A later override of a section replaces the earlier overrides of its keys.
+        applied = {key: text for key, text in applied.items() if not _is_within(key, path)}
+        applied[path] = override.strip()
+    return validate_dict(data, lines=lines, overrides=applied)
 
 
 def _read_source(source: str | os.PathLike[str]) -> tuple[str, Path | None]:

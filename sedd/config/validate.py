@@ -65,8 +65,11 @@ class ConfigError(ValueError):
 
     ``path`` is the dotted key path, such as ``training.lr`` or ``training.betas[1]``, and is
     empty for the whole file. ``line`` is the 1-based line of that key in the YAML text. It
-    is None when the config did not come from text or the key is absent from it. An error that gathers several
-    problems lists them in ``errors``; its own ``path`` and ``line`` are those of the first.
+    is None when the config did not come from text or the key is absent from it. ``override``
+    is the ``key.path=value`` override that set the key, or None when the key came from the
+    text; the message then starts with ``--set key.path=value:``, the option both command
+    lines take overrides with. An error that gathers several problems lists them in
+    ``errors``; its own ``path``, ``line`` and ``override`` are those of the first.
     """
 
     def __init__(
@@ -75,32 +78,49 @@ class ConfigError(ValueError):
         *,
         path: str = "",
         line: int | None = None,
+        override: str | None = None,
         errors: list[ConfigError] | None = None,
     ):
         self.message = message
         self.path = path
         self.line = line
+        self.override = override
         self.errors = errors if errors else [self]
         super().__init__(self._render())
+
+    @property
+    def from_overrides(self) -> bool:
+        """True when every problem is in a value set by an override, so none is in the text."""
+        return all(error.override is not None for error in self.errors)
 
     def _render(self) -> str:
         if len(self.errors) > 1:
             listed = "\n".join(f"  - {error}" for error in self.errors)
             return f"{len(self.errors)} problems in the config:\n{listed}"
-        where = f"line {self.line}: " if self.line is not None else ""
+        if self.override is not None:
+            where = f"--set {self.override}: "
+        else:
+            where = f"line {self.line}: " if self.line is not None else ""
         key = f"{self.path}: " if self.path else ""
         return f"{where}{key}{self.message}"
 
 
-def validate_dict(data: Any, *, lines: Mapping[str, int | None] | None = None) -> ExperimentConfig:
+def validate_dict(
+    data: Any,
+    *,
+    lines: Mapping[str, int | None] | None = None,
+    overrides: Mapping[str, str] | None = None,
+) -> ExperimentConfig:
     """Build an ``ExperimentConfig`` from plain data, raising ``ConfigError`` when it is invalid.
 
     ``lines`` is built by the loader. It maps dotted key paths to 1-based YAML line numbers,
     or to None for a key whose value did not come from the text (an override).
+    ``overrides`` maps the key path of each applied override to its ``key.path=value`` text,
+    so that a problem in an overridden value names the override instead of the file.
     Missing keys take their defaults, ``exp_id`` excepted. Cross-field rules are checked
     once every key has the right type.
     """
-    validator = _Validator(lines or {})
+    validator = _Validator(lines or {}, overrides or {})
     if not isinstance(data, Mapping):
         validator.report("", f"the config must be a mapping of keys and sections, got {_show(data)}")
         validator.raise_if_any()
@@ -214,12 +234,15 @@ def _gpu_problems(gpu: Any) -> list[tuple[str, str]]:
 class _Validator:
     """Convert values type by type, recording problems instead of stopping at the first."""
 
-    def __init__(self, lines: Mapping[str, int | None]):
+    def __init__(self, lines: Mapping[str, int | None], overrides: Mapping[str, str]):
         self.lines = lines
+        self.overrides = overrides
         self.problems: list[ConfigError] = []
 
     def report(self, path: str, message: str) -> None:
-        self.problems.append(ConfigError(message, path=path, line=self._line_of(path)))
+        self.problems.append(
+            ConfigError(message, path=path, line=self._line_of(path), override=self._override_of(path))
+        )
 
     def raise_if_any(self) -> None:
         if len(self.problems) == 1:
@@ -229,14 +252,27 @@ class _Validator:
             # text (no line) come last.
             ordered = sorted(self.problems, key=lambda error: error.line if error.line is not None else 1 << 30)
             first = ordered[0]
-            raise ConfigError(first.message, path=first.path, line=first.line, errors=ordered)
+            raise ConfigError(
+                first.message, path=first.path, line=first.line, override=first.override, errors=ordered
+            )
 
     def _line_of(self, path: str) -> int | None:
         # A key missing from the text is reported at its section, the nearest line there is.
         while path:
             if path in self.lines:
                 return self.lines[path]
-            path = re.sub(r"(\.[^.\[\]]+|\[\d+\])$", "", path) if ("." in path or "[" in path) else ""
+            path = _parent_path(path)
+        return None
+
+    def _override_of(self, path: str) -> str | None:
+        # The override that set the key or one of its sections; a key found in the text first
+        # came from the file, because the loader drops the lines of every overridden key.
+        while path:
+            if path in self.overrides:
+                return self.overrides[path]
+            if self.lines.get(path) is not None:
+                return None
+            path = _parent_path(path)
         return None
 
     def convert(self, value: Any, tp: Any, path: str, metadata: Mapping[str, Any]) -> Any:
@@ -325,6 +361,11 @@ _BOUNDS = (
     ("le", "<=", lambda value, bound: value <= bound),
     ("lt", "<", lambda value, bound: value < bound),
 )
+
+
+def _parent_path(path: str) -> str:
+    """Return the path one level up, such as ``training.betas`` for ``training.betas[1]``."""
+    return re.sub(r"(\.[^.\[\]]+|\[\d+\])$", "", path) if ("." in path or "[" in path) else ""
 
 
 def _suggest(key: str, known: list[str], section: str) -> str | None:

@@ -55,7 +55,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = load_config(args.config, args.overrides)
     except ConfigError as error:
-        print(f"Error: invalid config {args.config}: {error}", file=sys.stderr)
+        where = "config" if error.from_overrides else f"config {args.config}"
+        print(f"Error: invalid {where}: {error}", file=sys.stderr)
         return 2
     resume = args.run_dir if args.resume == "" else args.resume
     try:

@@ -43,10 +43,12 @@ def load_validated(
     if exp_id is not None:
         overrides.append(f"exp_id={validate_exp_id(exp_id)}")
     source = Path(path) if path is not None else text
-    where = f"config {path}" if path is not None else "config"
     try:
         config = load_config(source, overrides)
     except ConfigError as error:
+        # A problem in a --set value is not the file's fault, so the file is named only
+        # when at least one problem is in its text.
+        where = f"config {path}" if path is not None and not error.from_overrides else "config"
         raise InvalidConfig(f"invalid {where}: {error}", key_path=error.path or None, line=error.line) from error
     return _absolute_data_paths(config)
 
