@@ -420,3 +420,24 @@ def test_bpe_vocab_minimum():
 def test_hf_split_may_be_null():
     config = load_config("exp_id: demo\ndata:\n  hf_splits: {train: train, test: null}\n")
     assert config.data.hf_splits == {"train": "train", "test": None}
+
+
+@pytest.mark.parametrize(("name", "nearest"), [("chars", "char"), ("Char", "char"), ("bep", "bpe"), ("gpt-2", "gpt2")])
+def test_tokenizer_typo_suggests_builtin(name, nearest):
+    error = _error(MINIMAL, [f"data.tokenizer={name}"])
+    assert error.path == "data.tokenizer"
+    assert str(error) == (
+        f"--set data.tokenizer={name}: data.tokenizer: unknown tokenizer {name!r}; did you mean {nearest!r}? "
+        "Use char, bpe, gpt2, a Hugging Face tokenizer name such as 'org/name', or a local folder"
+    )
+
+
+@pytest.mark.parametrize("name", ["char", "gpt2-medium", "distilgpt2", "bert-base-uncased", "openai-community/gpt2", "org/chars"])
+def test_tokenizer_names_accepted(name):
+    assert load_config(MINIMAL, [f"data.tokenizer={name}"]).data.tokenizer == name
+
+
+def test_tokenizer_local_folder_accepted(tmp_path, monkeypatch):
+    (tmp_path / "chars").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert load_config(MINIMAL, ["data.tokenizer=chars"]).data.tokenizer == "chars"

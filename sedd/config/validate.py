@@ -11,6 +11,7 @@ import dataclasses
 import difflib
 import functools
 import math
+import os
 import re
 import types
 import typing
@@ -58,6 +59,7 @@ KEY_ALIASES = {
 }
 
 _MISSING_VALUE = object()
+BUILTIN_TOKENIZERS = ("char", "bpe", "gpt2")
 
 
 class ConfigError(ValueError):
@@ -203,6 +205,9 @@ def _data_problems(config: ExperimentConfig) -> list[tuple[str, str]]:
             f"{data.vocab_size} is too small for byte-level BPE; use at least 257 "
             "(the 256 byte symbols plus the end-of-text token)",
         ))
+    tokenizer_problem = _tokenizer_problem(data.tokenizer)
+    if tokenizer_problem is not None:
+        problems.append(("data.tokenizer", tokenizer_problem))
     if data.corpus == "hf" and not data.hf_name:
         problems.append(("data.hf_name", "required for corpus 'hf'; give a `datasets` name such as 'wikitext'"))
     unknown_splits = sorted(set(data.hf_splits) - set(SPLITS))
@@ -212,6 +217,35 @@ def _data_problems(config: ExperimentConfig) -> list[tuple[str, str]]:
             f"unknown split name(s) {unknown_splits}; the keys must be among {list(SPLITS)}",
         ))
     return problems
+
+
+def _tokenizer_problem(name: str) -> str | None:
+    """Return why ``name`` looks like a misspelt built-in tokenizer, or None.
+
+    Any ``org/name`` value and any existing path pass, because they name a hub repository or a
+    folder. A bare name within edit distance 2 of char, bpe or gpt2 is rejected: the hub's
+    bare names (gpt2-medium, distilgpt2, bert-base-uncased, ...) are all further away.
+    """
+    if name in BUILTIN_TOKENIZERS or "/" in name or os.path.exists(os.path.expanduser(name)):
+        return None
+    distance, nearest = min((_edit_distance(name.lower(), known), known) for known in BUILTIN_TOKENIZERS)
+    if distance > 2:
+        return None
+    return (
+        f"unknown tokenizer {name!r}; did you mean {nearest!r}? Use char, bpe, gpt2, "
+        "a Hugging Face tokenizer name such as 'org/name', or a local folder"
+    )
+
+
+def _edit_distance(first: str, second: str) -> int:
+    """Return the Levenshtein distance: the fewest single-character inserts, deletes and swaps."""
+    previous = list(range(len(second) + 1))
+    for i, first_char in enumerate(first, start=1):
+        current = [i]
+        for j, second_char in enumerate(second, start=1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (first_char != second_char)))
+        previous = current
+    return previous[-1]
 
 
 def _gpu_problems(gpu: Any) -> list[tuple[str, str]]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -94,18 +95,38 @@ def _auto_tokenizer(name: str) -> Any:
     from transformers import AutoTokenizer
 
     try:
-        return AutoTokenizer.from_pretrained(name)
+        # The cache or folder first: a hub request for a missing name is retried for tens
+        # of seconds when the network is down.
+        return AutoTokenizer.from_pretrained(name, local_files_only=True)
     except OSError as error:
-        raise DataUnavailableError(
-            f"Hugging Face tokenizer {name!r} is not in the local cache and could not be "
-            f"loaded ({type(error).__name__}: {_first_line(error)}).\n"
-            "Set data.tokenizer to a local folder with the tokenizer files (tokenizer.json, "
-            "or the vocabulary files, with tokenizer_config.json, as save_pretrained writes "
-            "them), download the tokenizer once where the hub is reachable, or use "
-            "data.tokenizer: char or bpe, which are trained on the corpus."
-        ) from error
+        if _hub_offline():
+            raise _unavailable(name, error) from error
+        logger.info("tokenizer %s is not cached (%s); downloading it", name, _first_line(error))
     except ValueError as error:
         raise DataConfigError(f"cannot load tokenizer {name!r}: {error}") from error
+    # NOTE: without network and without HF_HUB_OFFLINE=1 this download still waits for the
+    # hub client's retries before it fails.
+    try:
+        return AutoTokenizer.from_pretrained(name)
+    except OSError as error:
+        raise _unavailable(name, error) from error
+    except ValueError as error:
+        raise DataConfigError(f"cannot load tokenizer {name!r}: {error}") from error
+
+
+def _hub_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _unavailable(name: str, error: OSError) -> DataUnavailableError:
+    return DataUnavailableError(
+        f"Hugging Face tokenizer {name!r} is not in the local cache and could not be "
+        f"loaded ({type(error).__name__}: {_first_line(error)}).\n"
+        "Set data.tokenizer to a local folder with the tokenizer files (tokenizer.json, "
+        "or the vocabulary files, with tokenizer_config.json, as save_pretrained writes "
+        "them), download the tokenizer once where the hub is reachable, or use "
+        "data.tokenizer: char or bpe, which are trained on the corpus."
+    )
 
 
 def _first_line(error: Exception) -> str:
