@@ -112,3 +112,31 @@ def test_genppl_rejects_empty_texts(reference_dir):
     reference = load_reference_model(str(reference_dir))
     with pytest.raises(ValueError, match="empty"):
         generative_perplexity(["", ""], reference)
+
+
+def test_genppl_not_cached_no_download(monkeypatch):
+    import huggingface_hub.constants
+
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    # Keeps the hub client offline should the code go to the network anyway.
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(ReferenceModelUnavailable) as caught:
+        load_reference_model("sedd-workbench-test/no-such-model")
+    assert str(caught.value) == (
+        "reference model 'sedd-workbench-test/no-such-model' is not in the local Hugging Face cache, "
+        "and no download was requested"
+    )
+    assert caught.value.download_possible
+
+
+def test_analyze_skip_names_options():
+    from workbench.analysis.generation import _reference_fixes
+    from workbench.cli_analysis import build_settings
+
+    assert _reference_fixes("gpt2", True) == (
+        "Pass --reference-model gpt2 to download it, --reference-model FOLDER for a model saved with "
+        "save_pretrained, or --reference-model none to skip this metric without the lookup"
+    )
+    assert not build_settings(True, None, {}).download_reference
+    assert build_settings(True, "gpt2", {}).download_reference
+    assert build_settings(True, "none", {}).reference_model is None

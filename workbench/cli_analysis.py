@@ -90,6 +90,8 @@ PredictorOption = _option(SamplingPredictor, help="Predictor. [default: the run'
 ReferenceOption = _option(
     str,
     help="Causal LM for generative perplexity: Hugging Face name, local folder, or 'none'. "
+    "A name given here is downloaded when it is not in the Hugging Face cache, unless HF_HUB_OFFLINE is set; "
+    "the default is used only from the cache, so generative perplexity is skipped when it is not cached. "
     "[default: gpt2-large; gpt2 with --quick]",
 )
 BleuOrderOption = _option(int, help="Max n-gram order of Self-BLEU and span BLEU. [default: 4]", min=1)
@@ -217,6 +219,7 @@ def build_settings(quick: bool, reference_model: str | None, options: dict[str, 
 
     if reference_model is not None:
         options["reference_model"] = None if reference_model.lower() == NO_REFERENCE else reference_model
+        options["download_reference"] = options["reference_model"] is not None
     try:
         return AnalysisSettings.quick(**options) if quick else AnalysisSettings(**options)
     except ValueError as error:

@@ -29,7 +29,15 @@ _TRUE_VALUES = {"1", "true", "yes", "on"}
 
 
 class ReferenceModelUnavailable(RuntimeError):
-    """The reference model can be neither found locally nor downloaded."""
+    """The reference model can be neither found locally nor downloaded.
+
+    ``download_possible`` is true when a download was not tried only because the caller did
+    not request one, so requesting it may help.
+    """
+
+    def __init__(self, message: str, *, download_possible: bool = False):
+        super().__init__(message)
+        self.download_possible = download_possible
 
 
 @dataclass
@@ -69,11 +77,14 @@ def _hub_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUE_VALUES
 
 
-def load_reference_model(name_or_path: str, *, device: str | torch.device = "cpu") -> ReferenceModel:
+def load_reference_model(
+    name_or_path: str, *, device: str | torch.device = "cpu", download: bool = False
+) -> ReferenceModel:
     """Load a causal LM and its tokenizer by hub name or local folder, in eval mode.
 
-    The local folder or the Hugging Face cache is tried first; a download is tried only when
-    that fails and ``HF_HUB_OFFLINE`` is not set.
+    The local folder or the Hugging Face cache is tried first. A download is tried only when
+    that fails, ``download`` is true and ``HF_HUB_OFFLINE`` is not set, because without
+    network the hub client retries for tens of seconds before it gives up.
 
     Raises:
         ReferenceModelUnavailable: the folder does not exist, or the model is neither cached
@@ -96,6 +107,12 @@ def load_reference_model(name_or_path: str, *, device: str | torch.device = "cpu
             raise ReferenceModelUnavailable(
                 f"reference model {name_or_path!r} is not in the Hugging Face cache and HF_HUB_OFFLINE is set; "
                 "download it once with network access, pass a local folder, or skip generative perplexity"
+            ) from local_error
+        if not download:
+            raise ReferenceModelUnavailable(
+                f"reference model {name_or_path!r} is not in the local Hugging Face cache, and no download "
+                "was requested",
+                download_possible=True,
             ) from local_error
         logger.info("reference model %s is not cached (%s); downloading it", name_or_path, local_error)
         try:

@@ -145,12 +145,24 @@ def _generative_perplexity(
         notes.append("generative perplexity skipped: no reference model requested")
         return {"skipped": "no reference model requested"}
     try:
-        reference = load_reference_model(settings.reference_model, device=str(loaded.device))
+        reference = load_reference_model(
+            settings.reference_model, device=str(loaded.device), download=settings.download_reference
+        )
     except ReferenceModelUnavailable as error:
-        logger.warning("generative perplexity skipped: %s", error)
-        notes.append(f"generative perplexity skipped: {error}")
-        return {"skipped": str(error)}
+        reason = f"{error}. {_reference_fixes(settings.reference_model, error.download_possible)}"
+        logger.warning("generative perplexity skipped: %s", reason)
+        notes.append(f"generative perplexity skipped: {reason}")
+        return {"skipped": reason}
     with progress.task(f"generation: perplexity under {settings.reference_model}", len(texts)) as update:
         measured = generative_perplexity(texts, reference, batch_size=settings.batch_size, progress=update)
     result.metrics["generation/gen_ppl"] = Measurement(measured.perplexity, unit="ppl")
     return measured.protocol()
+
+
+def _reference_fixes(name: str, download_possible: bool) -> str:
+    """Return the ``analyze`` options that avoid a skip of generative perplexity."""
+    download = f"--reference-model {name} to download it, " if download_possible else ""
+    return (
+        f"Pass {download}--reference-model FOLDER for a model saved with save_pretrained, "
+        "or --reference-model none to skip this metric without the lookup"
+    )

@@ -41,6 +41,8 @@ class AnalysisSettings:
         predictor: ``euler`` or ``analytic``; None uses the config's predictor.
         reference_model: Hugging Face name or local folder of the model for generative
             perplexity; None skips that metric.
+        download_reference: download ``reference_model`` from the Hugging Face hub when it
+            is not in the local cache; otherwise generative perplexity is skipped.
         self_bleu_order, self_bleu_smoothing: BLEU n-gram order and nltk smoothing method.
         infill_examples: test blocks to hide spans in.
         infill_span_length: tokens per hidden span.
@@ -62,6 +64,7 @@ class AnalysisSettings:
     steps: int | None = None
     predictor: str | None = None
     reference_model: str | None = DEFAULT_REFERENCE_MODEL
+    download_reference: bool = False
     self_bleu_order: int = 4
     self_bleu_smoothing: str = "method1"
     infill_examples: int = 32
