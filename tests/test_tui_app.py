@@ -249,6 +249,53 @@ async def test_clone_then_diff_against_parent(workbench):
         assert [plain(cell) for cell in diff.get_row("model.n_blocks")] == ["model.n_blocks", "3", "5"]
 
 
+async def test_pane_key_opens_selected_config(workbench):
+    app = make_app(workbench)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("down", "2")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, EditorScreen)
+        assert screen.loaded.exp_id == "demo-0001"
+        assert screen.query_one(ConfigArea).text == workbench.store.get_experiment("demo-0001").config_text
+        assert not screen.query_one(ConfigArea).has_focus  # number keys still switch panes
+        await pilot.press("1", "down", "2")
+        await settle(pilot)
+        assert app.screen.loaded.exp_id == "demo-0002"
+
+
+async def test_pane_key_template_without_selection(workbench):
+    app = make_app(workbench)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("slash", *"no-such-experiment", "enter")
+        await settle(pilot)
+        assert app.selected_exp_id is None
+        await pilot.press("2")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, EditorScreen)
+        assert screen.loaded.exp_id is None
+        assert "exp_id: new-experiment" in screen.query_one(ConfigArea).text
+
+
+async def test_pane_key_keeps_unsaved_edits(workbench):
+    app = make_app(workbench)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("2")
+        await settle(pilot)
+        editor = app.screen.query_one(ConfigArea)
+        editor.load_text(editor.text.replace("n_blocks: 2", "n_blocks: 3"))
+        await pilot.press("1", "2")
+        await settle(pilot)
+        assert app.screen.query_one(ConfigArea).text == editor.text  # same experiment: nothing reloads
+        await pilot.press("1", "down", "2")
+        await settle(pilot)
+        assert isinstance(app.screen, ConfirmScreen)  # another experiment: asks before discarding
+
+
 # Run monitor
 
 
@@ -292,6 +339,65 @@ async def test_monitor_polls_only_new_points(workbench):
         assert len(train.points) == 77
         assert train.points[-2:] == [(76, 1.5), (77, 1.4)]
         assert screen.snapshot.latest["train_loss"] == (77, 1.4)
+
+
+def add_resumed_run(workbench: Workbench, parent_id: int, first_step: int, last_step: int) -> int:
+    """Add a running run that resumed ``parent_id`` from a checkpoint at ``first_step - 1``."""
+    from workbench.store import MetricRow, RunStatus
+
+    parent = workbench.store.get_run(parent_id)
+    run = workbench.store.create_run(parent.experiment.exp_id, resumed_from_id=parent_id, total_steps=200)
+    workbench.store.update_run(run.id, status=RunStatus.RUNNING, last_step=last_step, heartbeat_at=DEMO_NOW)
+    rows = [MetricRow(step, "train_loss", 1.0, 0.0) for step in range(first_step, last_step + 1)]
+    rows += [MetricRow(step, "val_loss", 1.1, 0.0) for step in range(first_step, last_step + 1) if step % 20 == 0]
+    workbench.store.add_metrics(run.id, rows)
+    return run.id
+
+
+async def test_monitor_plots_resumed_history(workbench):
+    from workbench.store import MetricRow
+
+    # Run 3 stopped at step 125; its resumed run restarted from a checkpoint at step 100.
+    run_id = add_resumed_run(workbench, 3, first_step=101, last_step=150)
+    app = make_app(workbench)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        app.run_id = run_id
+        await pilot.press("3")
+        await settle(pilot)
+        plot = app.screen.query_one("#loss-plot", CurvePlot)
+        by_label = {series.label: series for series in plot.series}
+        assert set(by_label) == {"train_loss before resume", "val_loss before resume", "train_loss", "val_loss"}
+        earlier = by_label["train_loss before resume"]
+        assert [step for step, _ in earlier.points] == list(range(1, 101))
+        assert not earlier.in_legend
+        assert earlier.color != by_label["train_loss"].color
+        assert [step for step, _ in by_label["val_loss before resume"].points] == [20, 40, 60, 80, 100]
+        assert by_label["train_loss"].points[0][0] == 101
+        assert "from run 3" in screen_text(app)
+
+        # Later polls read only the new points of the resumed run; the history stays drawn.
+        workbench.store.add_metrics(run_id, [MetricRow(151, "train_loss", 0.9, 0.0)])
+        app.screen.poll()
+        await settle(pilot)
+        assert app.screen.snapshot.incremental
+        assert app.screen.snapshot.history == {}
+        by_label = {series.label: series for series in plot.series}
+        assert len(by_label["train_loss before resume"].points) == 100
+        assert by_label["train_loss"].points[-1] == (151, 0.9)
+
+
+def test_resume_history_follows_chain(workbench):
+    from workbench.tui.run_snapshot import read_run_snapshot
+
+    middle = add_resumed_run(workbench, 3, first_step=101, last_step=150)
+    newest = add_resumed_run(workbench, middle, first_step=141, last_step=160)
+    snapshot = read_run_snapshot(workbench, newest, now=DEMO_NOW)
+    steps = [step for step, _ in snapshot.history["train_loss"]]
+    assert steps == list(range(1, 141))  # run 3 up to 100, then the middle run up to 140
+    assert snapshot.history["val_loss"][-1][0] == 140
+    assert snapshot.resumed_from_id == middle
+    assert read_run_snapshot(workbench, 3, now=DEMO_NOW).history == {}
 
 
 async def test_monitor_plot_toggles(workbench):
@@ -380,6 +486,56 @@ async def test_compare_export_writes_files(workbench, tmp_path):
     markdown = stem.with_suffix(".md").read_text().splitlines()
     assert markdown[0] == "| metric [unit] | #2 demo-0001 | #3 demo-0002 |"
     assert len(markdown) == 2 + len(rows) - 1
+
+
+# Footer, palette and generation defaults
+
+
+@pytest.mark.parametrize("width", [80, 100])
+async def test_footer_fits_every_pane(workbench, width):
+    from workbench.tui.panes import PANES
+
+    app = make_app(workbench)
+    async with app.run_test(size=(width, 24)) as pilot:
+        await settle(pilot)
+        app.run_id = 2
+        for mode, key, label in PANES:
+            await pilot.press(key)
+            await settle(pilot)
+            footer = screen_text(app).rstrip("\n").splitlines()[-1]
+            shown = [binding for binding in type(app.screen).BINDINGS if binding.show]
+            for binding in shown:
+                assert f" {binding.description} " in footer, f"{label} footer at {width} columns: {footer!r}"
+            assert " Help " in footer, f"{label} footer at {width} columns: {footer!r}"
+
+
+async def test_palette_lists_hidden_keys(workbench):
+    app = make_app(workbench)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        commands = {command.title: command for command in app.get_system_commands(app.screen)}
+        assert {"Experiments: Clone", "Experiments: Delete", "Experiments: Mark", "Pane: Config"} <= set(commands)
+        assert "(key space)" in commands["Experiments: Mark"].help
+        await commands["Experiments: Mark"].callback()
+        assert app.compare_ids == (1,)
+
+
+async def test_generation_save_off_like_cli(workbench):
+    import inspect
+
+    from workbench import cli_generate
+    from workbench.tui.widgets.sampler_form import SamplerForm
+
+    for command in (cli_generate.sample, cli_generate.infill):
+        assert inspect.signature(command).parameters["save"].default is False
+    app = make_app(workbench)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        app.run_id = 2
+        for key in ("4", "5"):
+            await pilot.press(key)
+            await settle(pilot)
+            assert app.screen.query_one(SamplerForm).settings().save is False, f"pane {key}"
 
 
 # Help, keymap and start-up

@@ -122,6 +122,7 @@ async def test_sample_pane_generates_and_saves(trained):
         screen.query_one("#num").value = "3"
         screen.query_one("#steps").value = "8"
         screen.query_one("#length").value = "24"
+        screen.query_one("#save").value = True
         await pilot.press("ctrl+g")
         await wait_until(pilot, lambda: not screen.is_generating, timeout=120)
         await settle(pilot)
@@ -148,6 +149,7 @@ async def test_sample_pane_chosen_checkpoint(trained):
         select.value = "step_10.pt"
         screen.query_one("#num").value = "1"
         screen.query_one("#steps").value = "4"
+        screen.query_one("#save").value = True
         await pilot.press("ctrl+g")
         await wait_until(pilot, lambda: not screen.is_generating, timeout=120)
         await settle(pilot)
@@ -169,6 +171,7 @@ async def test_infill_pane_keeps_prompt(trained):
         screen = app.screen
         screen.query_one("#template").value = "def [MASK:4](self, [MASK:3]):"
         screen.query_one("#num").value = "2"
+        screen.query_one("#save").value = True
         await pilot.press("ctrl+g")
         await wait_until(pilot, lambda: not screen.is_generating, timeout=120)
         await settle(pilot)

@@ -96,6 +96,9 @@ class WorkbenchApp(App[None]):
     compare_ids: reactive[tuple[int, ...]] = reactive(())
     """The runs marked for comparison, in the order they were marked."""
 
+    selected_exp_id: str | None = None
+    """The experiment under the cursor of the experiments table, or ``None`` when the table is empty."""
+
     def __init__(
         self,
         workbench: Workbench,
@@ -130,8 +133,15 @@ class WorkbenchApp(App[None]):
         for run in changed:
             logger.info("reconciled run %d: now %s", run.id, run.status.value)
 
-    def action_show_pane(self, mode: str) -> None:
-        self.switch_mode(mode)
+    async def action_show_pane(self, mode: str) -> None:
+        """Show a pane. The config editor opens on the experiment selected in the table."""
+        await self.switch_mode(mode)
+        if mode == "editor":
+            from workbench.tui.screens.editor import EditorScreen
+
+            screen = self.screen
+            if isinstance(screen, EditorScreen):
+                screen.show_experiment(self.selected_exp_id)
 
     def action_help(self) -> None:
         from workbench.tui.screens.help import HelpScreen
@@ -182,8 +192,22 @@ class WorkbenchApp(App[None]):
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         for mode, key, label in PANES:
-            yield SystemCommand(f"Pane: {label}", f"Show the {label.lower()} pane (key {key})", lambda m=mode: self.switch_mode(m))
+            yield SystemCommand(f"Pane: {label}", f"Show the {label.lower()} pane (key {key})", partial(self.action_show_pane, mode))
         yield SystemCommand("Reconcile runs", "Check every active run's process now", self.reconcile_runs)
+        yield from self._pane_commands(screen)
+
+    def _pane_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        # Every key of the pane the palette opened over, including those the footer leaves
+        # out for lack of width, so the palette finds them by name.
+        label = next((label for mode, _, label in PANES if mode == getattr(screen, "MODE", None)), None)
+        if label is None:
+            return
+        for binding in screen.BINDINGS:
+            if not isinstance(binding, Binding):
+                continue
+            key = self.keymap.get(binding.id or "", binding.key)
+            help_text = f"{binding.tooltip or binding.description} (key {key})"
+            yield SystemCommand(f"{label}: {binding.description}", help_text, partial(self.run_action, binding.action, screen))
 
 
 def load_keymap(path: str | os.PathLike[str] | None = None) -> dict[str, str]:

@@ -9,22 +9,29 @@ and sends at most ``max_points`` rows per curve.
 The monitor reads each run whole once, then passes ``since`` (its last cached step per
 curve) so that later polls read only the new points. Their cost then depends on the points
 logged since the last poll, not on the length of the run.
+
+A resumed run logs only the steps after its checkpoint. The whole read also follows its
+``resumed_from_id`` chain and reads the earlier runs' curves (``RunSnapshot.history``), so
+the plot shows the whole training history. Those runs have ended, so later polls skip them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from workbench.store import RunStatus
+from workbench.errors import RunNotFound
+from workbench.store import Run, RunStatus
 from workbench.tui.curves import Point
 from workbench.tui.system import SystemReading
 
 if TYPE_CHECKING:
     from workbench.services import Workbench
 
+# A resume chain longer than this is cut at the oldest runs, so a corrupt chain cannot stall a poll.
+MAX_RESUME_CHAIN = 50
 LOSS_METRICS = ("train_loss", "val_loss")
 AUX_METRICS = ("lr", "grad_norm", "tokens_per_sec")
 
@@ -34,7 +41,9 @@ class RunSnapshot:
     """A run's state, curves, latest metrics, log tail and host readings at ``read_at``.
 
     With ``incremental`` the curves hold only the points after the steps the reader passed
-    as ``since``, and the caller appends them to the curves it has.
+    as ``since``, and the caller appends them to the curves it has. ``history`` contains the
+    points of the runs this one resumed from, oldest first. It is read only when
+    ``incremental`` is false and is empty for a run that was not resumed.
     """
 
     run_id: int
@@ -56,6 +65,8 @@ class RunSnapshot:
     eta_seconds: float | None = None
     log_lines: list[str] = field(default_factory=list)
     system: SystemReading | None = None
+    resumed_from_id: int | None = None
+    history: dict[str, list[Point]] = field(default_factory=dict)
 
 
 def read_run_snapshot(
@@ -86,6 +97,7 @@ def read_run_snapshot(
         )
         for name in names
     }
+    history = {} if since is not None else read_resume_history(workbench, run, names, curves, max_points)
     if first_step is None and curves["train_loss"]:
         first_step = curves["train_loss"][0][0]
     latest = store.last_metrics(run_id, names)
@@ -121,7 +133,50 @@ def read_run_snapshot(
         # A queued run has no folder and no log yet.
         log_lines=workbench.tail_log(run_id, log_lines) if run.run_dir else [],
         system=probe() if probe is not None and run.status.is_active else None,
+        resumed_from_id=run.resumed_from_id,
+        history=history,
     )
+
+
+def read_resume_history(
+    workbench: Workbench, run: Run, names: Sequence[str], curves: Mapping[str, list[Point]], max_points: int
+) -> dict[str, list[Point]]:
+    """Return the curves of the runs ``run`` resumed from, oldest run first, joined per metric.
+
+    Each earlier run's points stop before the first step the run after it logged, because
+    the later run restarted from a checkpoint and logged those steps again. Each earlier
+    curve is thinned to ``max_points`` on its own. A run missing from the store (deleted)
+    ends the chain there.
+    """
+    store = workbench.store
+    boundary = _first_step(curves)
+    parts: list[dict[str, list[Point]]] = []
+    seen = {run.id}
+    parent_id = run.resumed_from_id
+    while parent_id is not None and parent_id not in seen and len(parts) < MAX_RESUME_CHAIN:
+        try:
+            parent = store.get_run(parent_id)
+        except RunNotFound:
+            break
+        seen.add(parent_id)
+        part = {}
+        for name in names:
+            points = store.metric_curve(parent_id, name, max_points=max_points)
+            part[name] = [point for point in points if boundary is None or point[0] < boundary]
+        parts.append(part)
+        boundary = _first_step(part) if any(part.values()) else boundary
+        parent_id = parent.resumed_from_id
+    history: dict[str, list[Point]] = {}
+    for part in reversed(parts):
+        for name, points in part.items():
+            history.setdefault(name, []).extend(points)
+    return history
+
+
+def _first_step(curves: Mapping[str, list[Point]]) -> int | None:
+    # The earliest step any curve logged: where the run started, or restarted from a checkpoint.
+    firsts = [points[0][0] for points in curves.values() if points]
+    return min(firsts) if firsts else None
 
 
 def estimate_eta(

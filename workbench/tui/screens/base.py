@@ -33,7 +33,11 @@ class ReportsWorkerErrors:
 
 
 class PaneScreen(ReportsWorkerErrors, Screen[None]):
-    """A pane: subclasses set ``MODE`` and yield their body from ``compose_body``."""
+    """A pane: subclasses set ``MODE`` and yield their body from ``compose_body``.
+
+    The footer shows only bindings without ``show=False``. Each pane keeps those few enough
+    to fit 80 columns, and the help screen (?) and the command palette list every key.
+    """
 
     MODE: ClassVar[str] = ""
 
@@ -70,5 +74,5 @@ class PaneScreen(ReportsWorkerErrors, Screen[None]):
 
         return self.set_interval(interval, tick)
 
-    def on_pane_tabs_pane_chosen(self, event: PaneTabs.PaneChosen) -> None:
-        self.app.switch_mode(event.mode)
+    async def on_pane_tabs_pane_chosen(self, event: PaneTabs.PaneChosen) -> None:
+        await self.workbench_app.action_show_pane(event.mode)

@@ -34,9 +34,9 @@ class CompareScreen(PaneScreen):
     BINDINGS = [
         Binding("c", "choose_runs", "Runs", id="compare.choose_runs", tooltip="Choose the runs to compare"),
         Binding("a", "cycle_metric", "Metric", id="compare.metric", tooltip="Plot another metric"),
-        Binding("y", "toggle_log", "Log y", id="compare.log_scale"),
+        Binding("y", "toggle_log", "Log y", id="compare.log_scale", show=False),
         Binding("m", "cycle_smoothing", "Smooth", id="compare.smoothing"),
-        Binding("z", "cycle_zoom", "Zoom", id="compare.zoom"),
+        Binding("z", "cycle_zoom", "Zoom", id="compare.zoom", show=False),
         Binding("x", "export", "Export", id="compare.export", tooltip="Write the table as CSV and Markdown"),
         Binding("f5", "refresh", "Refresh", id="compare.refresh", show=False),
     ]

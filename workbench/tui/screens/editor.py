@@ -69,7 +69,7 @@ class EditorScreen(PaneScreen):
     BINDINGS = [
         Binding("ctrl+s", "save", "Save", id="editor.save", tooltip="Create or update the experiment"),
         Binding("ctrl+t", "toggle_diff", "Diff", id="editor.diff", tooltip="Show keys that differ from the parent"),
-        Binding("ctrl+g", "next_problem", "Next problem", id="editor.next_problem"),
+        Binding("ctrl+g", "next_problem", "Next problem", id="editor.next_problem", show=False),
         Binding("ctrl+r", "revert", "Revert", id="editor.revert", tooltip="Reload the stored config"),
         Binding("escape", "leave_text", "Leave text", id="editor.leave", tooltip="Hand the keys back to the panes"),
     ]
@@ -99,9 +99,6 @@ class EditorScreen(PaneScreen):
         yield Static("", id="problem-here", classes="status-line")
         yield ProblemList(id="problems")
 
-    def on_mount(self) -> None:
-        if self.loaded is None:
-            self.load_config(EditorRequest.new())
 
     @property
     def editor(self) -> ConfigArea:
@@ -114,10 +111,14 @@ class EditorScreen(PaneScreen):
 
     # Opening
 
-    def open(self, request: EditorRequest) -> None:
-        """Load a config into the editor and focus it, asking first if unsaved text would be lost."""
-        # set_focus acts at once, where focus() waits a turn and could lose to AUTO_FOCUS.
-        self.set_focus(self.editor)
+    def open(self, request: EditorRequest, *, focus: bool = True) -> None:
+        """Load a config into the editor, asking first if unsaved text would be lost.
+
+        With ``focus`` the text area takes the keys, so typing edits the config at once.
+        """
+        if focus:
+            # set_focus acts at once, where focus() waits a turn and could lose to AUTO_FOCUS.
+            self.set_focus(self.editor)
         if not self.is_dirty:
             self.load_config(request)
             return
@@ -127,6 +128,19 @@ class EditorScreen(PaneScreen):
                 self.load_config(request)
 
         self.app.push_screen(ConfirmScreen("Discard the unsaved changes in the editor?", confirm_label="Discard"), discard)
+
+    def show_experiment(self, exp_id: str | None) -> None:
+        """Show the config of ``exp_id`` (the pane key's choice), or the new-experiment template for ``None``.
+
+        The text area keeps its text when it already shows that experiment, or when no
+        experiment is chosen and it shows anything, so switching panes never loses edits.
+        The keys stay with the panes, so a number key still switches away.
+        """
+        if exp_id is None:
+            if self.loaded is None:
+                self.load_config(EditorRequest.new())
+        elif self.loaded is None or self.loaded.exp_id != exp_id:
+            self.open(EditorRequest.edit(exp_id), focus=False)
 
     @work(thread=True, exclusive=True, group="editor-load", exit_on_error=False, description="Open config")
     def load_config(self, request: EditorRequest) -> None:

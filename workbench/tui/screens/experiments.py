@@ -25,17 +25,17 @@ class ExperimentsScreen(PaneScreen):
 
     MODE = "experiments"
     BINDINGS = [
-        Binding("slash", "focus_filter", "Filter", id="experiments.filter", tooltip="Type to filter; Esc returns"),
-        Binding("o", "sort_next", "Sort", id="experiments.sort", tooltip="Sort by the next column"),
+        Binding("slash", "focus_filter", "Filter", id="experiments.filter", show=False, tooltip="Type to filter; Esc returns"),
+        Binding("o", "sort_next", "Sort", id="experiments.sort", show=False, tooltip="Sort by the next column"),
         Binding("O", "sort_reverse", "Reverse", id="experiments.reverse", show=False),
         Binding("n", "new", "New", id="experiments.new", tooltip="Write a new experiment config"),
         Binding("e", "edit", "Edit", id="experiments.edit", tooltip="Edit the config of this experiment"),
-        Binding("c", "clone", "Clone", id="experiments.clone", tooltip="Copy this experiment under a new id"),
-        Binding("d", "delete", "Delete", id="experiments.delete", tooltip="Delete this experiment and its run records"),
+        Binding("c", "clone", "Clone", id="experiments.clone", show=False, tooltip="Copy this experiment under a new id"),
+        Binding("d", "delete", "Delete", id="experiments.delete", show=False, tooltip="Delete this experiment and its run records"),
         Binding("l", "launch", "Launch", id="experiments.launch", tooltip="Start a new run of this experiment"),
         Binding("s", "stop", "Stop", id="experiments.stop", tooltip="Stop the latest run (it checkpoints first)"),
         Binding("r", "resume", "Resume", id="experiments.resume", tooltip="Continue the latest run from its checkpoint"),
-        Binding("space", "mark", "Mark", id="experiments.mark", tooltip="Mark the latest run for comparison"),
+        Binding("space", "mark", "Mark", id="experiments.mark", show=False, tooltip="Mark the latest run for comparison"),
         Binding("f5", "refresh", "Refresh", id="experiments.refresh", show=False),
     ]
 
@@ -92,6 +92,15 @@ class ExperimentsScreen(PaneScreen):
         counts = f"{len(rows)} of {len(self._summaries)} experiments"
         filter_note = f" · filter {query!r}" if query.strip() else ""
         self.query_one("#experiments-status", Static).update(Text(f"{counts} · sorted by {label}, {direction}{filter_note}"))
+        self._remember_selection()
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self._remember_selection()
+
+    def _remember_selection(self) -> None:
+        # The config editor (key 2) opens the experiment selected here.
+        current = self.current
+        self.workbench_app.selected_exp_id = current.exp_id if current is not None else None
 
     @property
     def current(self) -> ExperimentSummary | None:

@@ -20,23 +20,28 @@ from workbench.tui.widgets.run_panel import RunPanel
 # is thinned back to it once new points double it. A plot is narrower than that in cells.
 MAX_POINTS = 2000
 LOSS_COLORS = {"train_loss": "cyan", "val_loss": "orange"}
+AUX_COLOR = "green"
+# Darker shades (256-colour codes) of the colours above for the curves of the runs a
+# resumed run continues: 30 is #008787, 94 is #875f00 and 28 is #008700.
+HISTORY_COLORS = {"train_loss": 30, "val_loss": 94, AUX_COLOR: 28}
 AUX_LABELS = {"lr": "learning rate", "grad_norm": "gradient norm", "tokens_per_sec": "tokens per second"}
 
 
 class MonitorScreen(PaneScreen):
     """Follows the app's current run, polling the store every ``poll_interval`` seconds.
 
-    The first poll of a run reads its curves whole. Later polls read only the points after
-    the last cached step of each curve and append them, so a poll costs the same at step
-    100 and at step 100,000.
+    The first poll of a run reads its curves whole, with those of the runs it resumed from.
+    Later polls read only the points after the last cached step of each curve and append
+    them, so a poll costs the same at step 100 and at step 100,000. The earlier runs of a
+    resumed run are drawn in darker colours, without legend entries.
     """
 
     MODE = "monitor"
     BINDINGS = [
         Binding("p", "pick_run", "Run", id="monitor.pick_run", tooltip="Choose the run to watch"),
-        Binding("y", "toggle_log", "Log y", id="monitor.log_scale", tooltip="Log scale for the loss axis"),
+        Binding("y", "toggle_log", "Log y", id="monitor.log_scale", show=False, tooltip="Log scale for the loss axis"),
         Binding("m", "cycle_smoothing", "Smooth", id="monitor.smoothing", tooltip="Cycle the smoothing weight"),
-        Binding("z", "cycle_zoom", "Zoom", id="monitor.zoom", tooltip="Zoom to the most recent steps"),
+        Binding("z", "cycle_zoom", "Zoom", id="monitor.zoom", show=False, tooltip="Zoom to the most recent steps"),
         Binding("a", "cycle_aux", "Aux plot", id="monitor.aux", tooltip="Plot lr, grad norm or throughput"),
         Binding("s", "stop", "Stop", id="monitor.stop", tooltip="Stop this run (it checkpoints first)"),
         Binding("r", "resume", "Resume", id="monitor.resume", tooltip="Continue this run from its checkpoint"),
@@ -65,6 +70,8 @@ class MonitorScreen(PaneScreen):
         # Cached points per metric of ``_cached_run_id``. The generation counts resets, so an
         # incremental snapshot read before a reset is not appended to the emptied cache.
         self.curves: dict[str, list[Point]] = {}
+        # Points of the runs the current run resumed from, read once with its whole curves.
+        self.history: dict[str, list[Point]] = {}
         self._cached_run_id: int | None = None
         self._generation = 0
 
@@ -94,6 +101,7 @@ class MonitorScreen(PaneScreen):
 
     def _reset_curves(self) -> None:
         self.curves = {}
+        self.history = {}
         self._cached_run_id = None
         self._generation += 1
 
@@ -134,12 +142,24 @@ class MonitorScreen(PaneScreen):
                 self.curves[name] = append_new(self.curves.get(name, []), points, MAX_POINTS)
         else:
             self.curves = {name: list(points) for name, points in snapshot.curves.items()}
+            self.history = {name: list(points) for name, points in snapshot.history.items()}
             self._cached_run_id = snapshot.run_id
         self.snapshot = snapshot
         self.query_one(RunPanel).show_snapshot(snapshot, self.workbench_app.clock())
-        loss = [Series(name, self.curves.get(name, []), color) for name, color in LOSS_COLORS.items()]
+        loss = [series for name in LOSS_COLORS for series in self._history_series(name, HISTORY_COLORS[name])]
+        loss += [Series(name, self.curves.get(name, []), color) for name, color in LOSS_COLORS.items()]
         self.query_one("#loss-plot", CurvePlot).set_series(loss)
         self._show_aux()
+
+    def _history_series(self, name: str, color: int) -> list[Series]:
+        """Return the earlier runs' part of a curve, cut before the current run's first step, or nothing.
+
+        The cut is made here as well as in the snapshot because the current run may have
+        logged nothing when the history was read.
+        """
+        first = min((points[0][0] for points in self.curves.values() if points), default=None)
+        points = [point for point in self.history.get(name, []) if first is None or point[0] < first]
+        return [Series(f"{name} before resume", points, color, in_legend=False)] if points else []
         self.query_one(LogTail).show_lines(snapshot.log_lines)
 
     def _show_aux(self) -> None:
@@ -148,7 +168,8 @@ class MonitorScreen(PaneScreen):
         if self.aux_metric is None or self.snapshot is None:
             return
         plot.plot_title = AUX_LABELS[self.aux_metric]
-        plot.set_series([Series(self.aux_metric, self.curves.get(self.aux_metric, []), "green")])
+        history = self._history_series(self.aux_metric, HISTORY_COLORS[AUX_COLOR])
+        plot.set_series([*history, Series(self.aux_metric, self.curves.get(self.aux_metric, []), AUX_COLOR)])
 
     # Plot settings
 

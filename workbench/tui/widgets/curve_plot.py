@@ -25,11 +25,16 @@ def color_for(index: int) -> str:
 
 @dataclass(frozen=True)
 class Series:
-    """One curve: its legend label, ``(step, value)`` points in step order and colour."""
+    """One curve: its label, ``(step, value)`` points in step order and colour.
+
+    ``color`` is a plotext colour name or a 256-colour code. ``in_legend=False`` draws the
+    curve without a legend entry. ``label`` must still be unique within a plot.
+    """
 
     label: str
     points: Sequence[Point]
-    color: str
+    color: str | int
+    in_legend: bool = True
 
 
 class CurvePlot(PlotextPlot):
@@ -110,7 +115,8 @@ class CurvePlot(PlotextPlot):
             points = drawn[series.label]
             if points:
                 steps, values = zip(*points)
-                plt.plot(steps, values, label=series.label if legend else None, color=series.color, marker="braille")
+                label = series.label if legend and series.in_legend else None
+                plt.plot(steps, values, label=label, color=series.color, marker="braille")
 
     def _title_text(self, drawn: dict[str, list[Point]]) -> str:
         settings = []

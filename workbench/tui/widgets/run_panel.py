@@ -68,6 +68,8 @@ class RunPanel(Static):
         table.add_column(overflow="fold")
         table.add_row("status", status)
         table.add_row("step", format_step(snapshot.last_step, snapshot.total_steps))
+        if snapshot.resumed_from_id is not None:
+            table.add_row("resumed", f"from run {snapshot.resumed_from_id}")
         table.add_row("ETA", format_eta(snapshot.eta_seconds))
         table.add_row("heartbeat", f"{format_age(snapshot.heartbeat_at, now)} ago" if snapshot.heartbeat_at else MISSING)
         table.add_row("train loss", format_loss(latest.get("train_loss")))

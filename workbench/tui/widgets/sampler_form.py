@@ -74,7 +74,8 @@ class SamplerForm(Vertical):
                 yield Input(placeholder="run's", id="length", type="integer", compact=True)
             yield Label("seed")
             yield Input("0", id="seed", type="integer", compact=True)
-            yield Checkbox("save to store", True, id="save", compact=True)
+            # Off by default, as the command line's --save is, so trying settings stores nothing.
+            yield Checkbox("save to store", False, id="save", compact=True)
 
     def settings(self) -> SamplerSettings:
         """Return the typed settings. Raises ``ValueError`` naming the field at fault."""
