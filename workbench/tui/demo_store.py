@@ -109,3 +109,30 @@ def _curves(shape: DemoShape, last_step: int, rng: random.Random, started: datet
             val = floor + 0.05 + 3.0 * math.exp(-5 * progress) + rng.gauss(0, 0.02)
             rows += [MetricRow(step, "val_loss", val, wall), MetricRow(step, "val_bpt", val / math.log(2), wall)]
     return rows
+
+
+def seed_resumed_run(
+    store: Store, parent_id: int, *, from_step: int, last_step: int, now: datetime = DEMO_NOW, seed: int = 0
+) -> int:
+    """Write a running run that resumed run ``parent_id`` from a checkpoint at ``from_step``. Return its id.
+
+    Its curves continue the parent's curve shape from ``from_step + 1`` to ``last_step``, so the
+    monitor can show a resume chain. ``from_step`` may lie before the parent's last step, as
+    for a run stopped between checkpoints.
+    """
+    parent = store.get_run(parent_id)
+    exp_id = parent.experiment.exp_id
+    # Demo experiments are named <prefix>-<index>, and the index sets the curve's level and lr.
+    suffix = exp_id.rsplit("-", 1)[-1]
+    index = int(suffix) if suffix.isdigit() else 0
+    shape = DemoShape(steps=parent.total_steps or DemoShape.steps)
+    lr = [3e-4, 1e-3, 1e-4][index % 3]
+    started = now - timedelta(seconds=last_step - from_step + 10)
+    run = store.create_run(exp_id, total_steps=shape.steps, resumed_from_id=parent_id)
+    store.update_run(
+        run.id, status=RunStatus.RUNNING, host=DEMO_HOST, devices=[], started_at=started,
+        heartbeat_at=now - timedelta(seconds=5), last_step=last_step, info={"tokens_per_step": 16 * 64},
+    )  # fmt: skip
+    rows = _curves(shape, last_step, random.Random(seed), started - timedelta(seconds=from_step), lr, index)
+    store.add_metrics(run.id, [row for row in rows if row.step > from_step])
+    return run.id
