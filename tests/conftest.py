@@ -11,6 +11,9 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# Textual animates highlight colours; a snapshot taken mid-fade differs by a shade from run
+# to run, so the suite turns animations off.
+os.environ.setdefault("TEXTUAL_ANIMATIONS", "none")
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 REFERENCE_VECTORS = SHARED / "reference" / "sedd_official_vectors.pt"

@@ -48,7 +48,8 @@ def test_quickstart_trains_and_samples(tmp_path: Path) -> None:
     result = invoke(db, "quickstart", *overrides(tmp_path / "cache"))
     assert result.exit_code == 0, result.stdout + result.stderr
     assert "Run 1 completed at step 10: validation " in result.stdout
-    assert "bits per token." in result.stdout
+    assert "bits per token (" in result.stdout
+    assert "nats per token)." in result.stdout
     assert "Samples" in result.stdout
     assert "Infilling" in result.stdout
     assert "def «" in result.stdout

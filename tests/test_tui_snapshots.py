@@ -39,11 +39,14 @@ def demo_app(tmp_path) -> WorkbenchApp:
 
 
 def keys_then_settle(
-    *keys: str, run_id: int | None = None, compare: Sequence[int] = (), validate: bool = False
+    *keys: str, run_id: int | None = None, compare: Sequence[int] = (), validate: bool = False,
+    focus: str | None = None,
 ) -> Callable[[Pilot], Awaitable[None]]:
     """Return a ``run_before`` that sets the current and compared runs, presses keys and waits.
 
     With ``validate`` it also waits out the editor's typing pause, so the problems are shown.
+    ``focus`` names a widget to focus last: the app moves focus after a refresh, which on a
+    loaded machine can land after the snapshot is taken.
     """
 
     async def run_before(pilot: Pilot) -> None:
@@ -58,6 +61,9 @@ def keys_then_settle(
             await settle(pilot)
         if validate:
             await pilot.pause(0.4)
+            await settle(pilot)
+        if focus is not None:
+            pilot.app.screen.query_one(focus).focus()
             await settle(pilot)
         freeze_cursors(pilot)
 
@@ -82,7 +88,7 @@ def test_snapshot_experiments_filtered(snap_compare, demo_app):
 
 
 def test_snapshot_editor(snap_compare, demo_app):
-    assert snap_compare(demo_app, terminal_size=TERMINAL, run_before=keys_then_settle("e", validate=True))
+    assert snap_compare(demo_app, terminal_size=TERMINAL, run_before=keys_then_settle("e", validate=True, focus="#config-text"))
 
 
 @pytest.mark.slow
