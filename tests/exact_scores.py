@@ -20,19 +20,7 @@ import math
 import torch
 from torch import Tensor
 
-from sedd.graph import Absorbing, Graph, Uniform
-
-
-def rate_matrix(graph: Graph) -> Tensor:
-    """Return Q, float64 ``(D, D)``, with ``Q[y, x]`` the rate from x to y."""
-    if isinstance(graph, Uniform):
-        n = graph.num_tokens
-        return torch.full((n, n), 1.0 / n, dtype=torch.float64) - torch.eye(n, dtype=torch.float64)
-    if isinstance(graph, Absorbing):
-        q = -torch.eye(graph.dim, dtype=torch.float64)
-        q[graph.mask_index, :] += 1.0  # every state jumps to the mask; the mask column sums to 0
-        return q
-    raise NotImplementedError(f"no exact rate matrix for {type(graph).__name__}")
+from sedd.graph import Graph
 
 
 class ExactDiffusion:
@@ -54,7 +42,7 @@ class ExactDiffusion:
         table = torch.zeros((self.dim,) * self.length, dtype=torch.float64)
         table[(slice(0, num_tokens),) * self.length] = p0.to(torch.float64) / p0.sum()
         self.p0 = table.reshape(-1)  # (S,) over all D^L sequences, 0 where a mask appears
-        self.q = rate_matrix(graph)
+        self.q = graph.rate_matrix()  # float64 (D, D), Q[y, x] the rate from x to y
 
         # states[s] is the sequence with flat index s (row-major, last position fastest).
         self.states = torch.tensor(list(itertools.product(range(self.dim), repeat=self.length)))  # (S, L)

@@ -97,7 +97,8 @@ def test_sample_limit(graph):
     if graph.absorb:
         assert (limit == graph.mask_index).all()
     else:
-        assert limit.min() >= 0 and limit.max() < graph.dim
+        assert limit.min() >= 0
+        assert limit.max() < graph.dim
 
 
 def test_score_entropy_non_negative(graph):
@@ -168,7 +169,8 @@ def test_absorbing_score_entropy_zero_when_unmasked():
     x = torch.tensor([[0, 1, graph.mask_index]])
     log_score = torch.full((1, 3, graph.dim), 100.0)  # exp(100) would overflow to inf in float32
     entropy = graph.score_entropy(log_score, torch.tensor([[0.5]]), x, torch.tensor([[0, 1, 2]]))
-    assert entropy[0, 0] == 0 and entropy[0, 1] == 0
+    assert entropy[0, 0] == 0
+    assert entropy[0, 1] == 0
 
 
 @pytest.mark.parametrize("sigma", [1e-6, 1e-4, 1.0, 20.0, 50.0])

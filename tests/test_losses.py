@@ -46,7 +46,7 @@ class ExactAbsorbingScore(torch.nn.Module):
         return log_score.scatter(-1, xt[..., None], 0.0)
 
 
-def test_loss_near_zero_for_exact_scores_of_point_mass():
+def test_loss_zero_at_exact_scores():
     graph = Absorbing(7)
     x0 = torch.randint(0, 7, (3, 9), generator=torch.Generator().manual_seed(0))
     loss = score_entropy_loss(
